@@ -1,0 +1,47 @@
+# coinlake: every entry point CI and people use. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATA   ?= coinlake-data
+SOURCES := src tests benchmarks
+
+.DEFAULT_GOAL := help
+.PHONY: help demo run test lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/coinlake: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/coinlake
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/coinlake  ## run the whole pipeline on the built-in simulator, then query it
+	$(BIN)/coinlake run --source simulated --interval 1 --duration 20 --buffer-interval 5 --etl-interval 5 --data-dir $(DATA)
+	$(BIN)/coinlake status --data-dir $(DATA)
+	$(BIN)/coinlake query --data-dir $(DATA) "SELECT crypto, count(*) AS n, min(price) AS low, max(price) AS high, max(timestamp) AS newest FROM spot_prices GROUP BY crypto ORDER BY crypto"
+
+run: $(BIN)/coinlake  ## run the pipeline against the live Coinbase API (Ctrl-C stops it)
+	$(BIN)/coinlake run --source coinbase --data-dir $(DATA)
+
+lint: $(VENV)/.dev  ## ruff check + format check
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+test: lint  ## lint, then every test
+	$(BIN)/pytest
+
+format: $(VENV)/.dev  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
+
+bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/results/)
+	$(BIN)/python benchmarks/crash.py
+
+clean:  ## remove the venv, caches and the demo data
+	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from coinlake.cli import app
+
+app()

@@ -1,0 +1,261 @@
+"""The data contract both shapes share (ARCHITECTURE.md, "Data contract").
+
+Pure: no I/O. Everything that decides what a landing record looks like, when it is
+valid, which lake partition it belongs to and what the lake's columns are lives here,
+so the local ETL, the Spark job and the API agree by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, field_validator
+
+SOURCE_COINBASE = "coinbase"
+TABLE_NAME = "spot_prices"
+
+#: `price` is DECIMAL(38,12): exact, unlike the seed's 32-bit float.
+PRICE_PRECISION = 38
+PRICE_SCALE = 12
+#: Amounts above this are treated as absurd (a feed fault), not as prices.
+DEFAULT_MAX_AMOUNT = Decimal("1e12")
+
+#: Namespace for deterministic event ids (uuid5), fixed forever: changing it would
+#: let a replayed record in with a new id.
+EVENT_NAMESPACE = uuid.UUID("6f1d1c52-8b8e-4d8a-9a55-63c0b1e4f7a1")
+
+_CODE = re.compile(r"^[A-Z0-9]{1,12}$")
+PARTITION_COLUMNS = ("crypto", "year", "month", "day", "hour")
+
+
+class ContractError(ValueError):
+    """A value breaks the data contract. `reason` is a short, stable code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+# --------------------------------------------------------------------------- time
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def format_ts(t: dt.datetime) -> str:
+    """UTC ISO-8601 with milliseconds and a `Z`: `2026-11-23T20:04:42.872Z`."""
+    if t.tzinfo is None:
+        raise ContractError("naive_timestamp", "timestamps must carry a time zone")
+    t = t.astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: str) -> dt.datetime:
+    """Parse a UTC timestamp string (`Z` or `+00:00`, with or without fraction)."""
+    if not isinstance(value, str):
+        raise ContractError("bad_timestamp", f"timestamp must be a string, got {type(value).__name__}")
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ContractError("bad_timestamp", f"not an ISO-8601 timestamp: {value!r}") from None
+    if t.tzinfo is None or t.utcoffset() != dt.timedelta(0):
+        raise ContractError("bad_timestamp", f"timestamp must be UTC (Z): {value!r}")
+    return t.astimezone(dt.UTC)
+
+
+def landing_prefix(t: dt.datetime) -> str:
+    """Firehose's default key prefix, `YYYY/MM/DD/HH`, in UTC."""
+    return t.astimezone(dt.UTC).strftime("%Y/%m/%d/%H")
+
+
+def partition_values(t: dt.datetime) -> dict[str, int]:
+    """Partition values come from the record's timestamp in UTC, never the local clock."""
+    t = t.astimezone(dt.UTC)
+    return {"year": t.year, "month": t.month, "day": t.day, "hour": t.hour}
+
+
+# ------------------------------------------------------------------------- values
+
+
+def parse_amount(raw: Any, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> Decimal:
+    """Validate a Coinbase `amount` (a decimal string) and return it as a Decimal."""
+    if raw is None:
+        raise ContractError("missing_amount", "amount is missing")
+    if not isinstance(raw, str):
+        raise ContractError("bad_amount", f"amount must be a decimal string, got {type(raw).__name__}")
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ContractError("bad_amount", f"amount is not a number: {raw!r}") from None
+    if not value.is_finite():
+        raise ContractError("bad_amount", f"amount is not finite: {raw!r}")
+    if value <= 0:
+        raise ContractError("bad_amount", f"amount must be positive: {raw!r}")
+    if value > max_amount:
+        raise ContractError("absurd_amount", f"amount {raw!r} is above the sanity limit {max_amount}")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -PRICE_SCALE and value != value.quantize(_QUANTUM):
+        raise ContractError("bad_amount", f"amount has more than {PRICE_SCALE} decimal places: {raw!r}")
+    return value
+
+
+_QUANTUM = Decimal(1).scaleb(-PRICE_SCALE)
+
+
+def to_price(amount: str) -> Decimal:
+    """Cast a validated `amount` string to the lake's DECIMAL(38,12) value."""
+    return Decimal(amount).quantize(_QUANTUM)
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """`BTC-USD` -> (`BTC`, `USD`); raises ContractError on anything else."""
+    parts = pair.strip().upper().split("-")
+    if len(parts) != 2 or not all(_CODE.match(p) for p in parts):
+        raise ContractError("bad_pair", f"not a Coinbase pair like BTC-USD: {pair!r}")
+    return parts[0], parts[1]
+
+
+def event_id_for(source: str, pair: str, slot: dt.datetime) -> str:
+    """Deterministic id of one observation: the same poll slot always gives the same id,
+    so a record re-sent after a crash or retry is recognised downstream."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}|{pair.upper()}|{format_ts(slot)}"))
+
+
+# ------------------------------------------------------------------- the record
+
+
+class LandingRecord(BaseModel):
+    """One line of a landing file (newline-delimited JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    event_id: str
+    source: str
+    crypto: str
+    currency: str
+    amount: str
+    timestamp_utc: str
+    ingested_at: str
+
+    @field_validator("crypto", "currency")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not _CODE.match(v):
+            raise ValueError(f"must be an upper-case currency code like BTC, got {v!r}")
+        return v
+
+    @field_validator("event_id", "source")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, v: str) -> str:
+        parse_amount(v)
+        return v
+
+    @field_validator("timestamp_utc", "ingested_at")
+    @classmethod
+    def _ts(cls, v: str) -> str:
+        parse_ts(v)
+        return v
+
+    @property
+    def timestamp(self) -> dt.datetime:
+        return parse_ts(self.timestamp_utc)
+
+    def to_json_line(self) -> bytes:
+        """The bytes a producer puts on the stream: compact JSON ending with `\\n`."""
+        return json.dumps(self.model_dump(), separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, line: bytes | str) -> LandingRecord:
+        """Parse and validate one landing line; raises ContractError with a reason."""
+        try:
+            data = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ContractError("malformed_json", f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ContractError("malformed_json", "a landing record must be a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LandingRecord:
+        try:
+            return cls.model_validate(data)
+        except ContractError:
+            raise
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            raise ContractError("invalid_record", _first_error(exc)) from None
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+        return f"{where}: {first.get('msg')}"
+    return str(exc)
+
+
+# -------------------------------------------------------------------- the lake
+
+#: Columns stored inside each Parquet file. Partition columns live in the path
+#: (`crypto=…/year=…/month=…/day=…/hour=…`), as Spark's `partitionBy` writes them.
+LAKE_FILE_SCHEMA = pa.schema(
+    [
+        ("currency", pa.string()),
+        ("price", pa.decimal128(PRICE_PRECISION, PRICE_SCALE)),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("date", pa.date32()),
+        ("timestamp_utc", pa.string()),
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+#: The full table `spot_prices` as a query engine sees it.
+LAKE_SCHEMA = pa.schema(
+    [
+        ("crypto", pa.string()),
+        *LAKE_FILE_SCHEMA,
+        ("year", pa.int32()),
+        ("month", pa.int32()),
+        ("day", pa.int32()),
+        ("hour", pa.int32()),
+    ]
+)
+
+
+def lake_row(rec: LandingRecord) -> dict[str, Any]:
+    """The lake row of one landing record: the transform of the data contract."""
+    ts = rec.timestamp
+    return {
+        "crypto": rec.crypto,
+        "currency": rec.currency,
+        "price": to_price(rec.amount),
+        "timestamp": ts,
+        "date": dt.date.fromisoformat(rec.timestamp_utc[:10]),
+        "timestamp_utc": rec.timestamp_utc,
+        "event_id": rec.event_id,
+        "source": rec.source,
+        "ingested_at": parse_ts(rec.ingested_at),
+        **partition_values(ts),
+    }
+
+
+def partition_path(crypto: str, year: int, month: int, day: int, hour: int) -> str:
+    """Hive-style partition directory, integers unpadded as Spark writes them."""
+    return f"crypto={crypto}/year={year}/month={month}/day={day}/hour={hour}"

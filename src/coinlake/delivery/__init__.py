@@ -1,0 +1,1 @@
+"""Delivery: stream -> buffered landing files (the Firehose of the local shape)."""

@@ -1,0 +1,1 @@
+"""The incremental ETL: landing JSON -> Hive-partitioned Parquet lake."""

@@ -1,0 +1,156 @@
+"""Every knob in one place.
+
+Precedence, highest first: CLI flag (passed to `load_settings`) > environment variable
+`COINLAKE_*` > `coinlake.toml` (or the file named by `COINLAKE_CONFIG` / `--config`) >
+the default below.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
+
+DEFAULT_CONFIG_FILE = "coinlake.toml"
+COINBASE_URL = "https://api.coinbase.com"
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COINLAKE_", extra="forbid", validate_default=True)
+
+    # --- where things go
+    data_dir: Path = Field(Path("coinlake-data"), description="Root of the local stream, landing, lake, state.")
+    landing_uri: str | None = Field(None, description="Landing zone: a folder or s3:// URI (default DATA_DIR/landing).")
+    lake_uri: str | None = Field(None, description="The Parquet lake: a folder or s3:// URI (default DATA_DIR/lake).")
+
+    # --- source
+    source: Literal["coinbase", "simulated"] = Field("coinbase", description="Live Coinbase or the simulator.")
+    coinbase_url: str = Field(COINBASE_URL, description="Base URL of the Coinbase API.")
+    symbols: Annotated[list[str], NoDecode] = Field(
+        ["BTC-USD", "ETH-USD", "XRP-USD"], description="Coinbase pairs to poll (comma-separated in env/CLI)."
+    )
+    interval: float = Field(60.0, ge=1.0, le=86400.0, description="Seconds between polls (fixed cadence).")
+    duration: float | None = Field(None, gt=0, description="Stop `run` after this many seconds (default: never).")
+    coinbase_api_key: SecretStr | None = Field(None, description="Optional Coinbase API key.")
+    coinbase_api_secret: SecretStr | None = Field(None, description="Secret of the API key (for signing).")
+    coinbase_api_key_file: Path | None = Field(None, description="JSON file with `api_key` and `api_secret`.")
+    http_timeout: float = Field(10.0, gt=0, le=120, description="Seconds before a Coinbase request times out.")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries of a failed request (network, 429, 5xx).")
+    backoff_base: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles each retry.")
+    backoff_max: float = Field(30.0, ge=0, description="Upper bound of one retry delay in seconds.")
+    max_amount: Decimal = Field(DEFAULT_MAX_AMOUNT, gt=0, description="Amounts above this are rejected as absurd.")
+    simulator_port: int = Field(0, ge=0, le=65535, description="Port of the embedded simulator (0: any free).")
+
+    # --- stream
+    stream_retention_hours: float = Field(24.0, gt=0, le=8760, description="How long the stream keeps records.")
+
+    # --- delivery (Firehose's buffering hints)
+    buffer_interval: float = Field(300.0, ge=0, le=900, description="Seconds delivery buffers before a file.")
+    buffer_size_mib: float = Field(5.0, ge=0, le=128, description="MiB delivery buffers before a file.")
+
+    # --- ETL
+    etl_interval: float = Field(60.0, ge=0, description="Seconds between ETL passes inside `run` (0: every loop).")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one pair is needed, e.g. BTC-USD")
+        pairs = ["-".join(parse_pair(s)) for s in v]
+        return list(dict.fromkeys(pairs))
+
+    @field_validator("coinbase_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v.rstrip("/")
+
+    # --- derived locations
+    @property
+    def landing(self) -> str:
+        return self.landing_uri or str(self.data_dir / "landing")
+
+    @property
+    def lake(self) -> str:
+        return self.lake_uri or str(self.data_dir / "lake")
+
+    @property
+    def stream_path(self) -> Path:
+        return self.data_dir / "stream.db"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.db"
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.data_dir / "dead-letter"
+
+    @property
+    def buffer_bytes(self) -> int:
+        return int(self.buffer_size_mib * 1024 * 1024)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("COINLAKE_CONFIG", DEFAULT_CONFIG_FILE)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; `overrides` are CLI flags (None means "not given").
+
+    Raises SettingsError with one readable line per problem.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    previous = os.environ.get("COINLAKE_CONFIG")
+    try:
+        if config_file is not None:
+            if not config_file.is_file():
+                raise SettingsError(f"config file not found: {config_file}")
+            os.environ["COINLAKE_CONFIG"] = str(config_file)
+        return Settings(**given)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    except ValueError as exc:  # a broken TOML file
+        raise SettingsError(f"cannot read configuration: {exc}") from None
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop("COINLAKE_CONFIG", None)
+            else:
+                os.environ["COINLAKE_CONFIG"] = previous

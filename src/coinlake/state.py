@@ -1,0 +1,128 @@
+"""The local state store: counters, bookmarks and small key/value state (SQLite, WAL).
+
+Shared by every worker of `coinlake run` and by separate `coinlake` processes: each
+call is its own short transaction, and each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS marks (
+    namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT, created_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+
+def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A SQLite connection in WAL mode that waits for locks instead of failing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 30000")
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute(f"PRAGMA synchronous = {synchronous}")
+    return con
+
+
+class StateStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        with self._tx() as con:
+            con.executescript(_SCHEMA)
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = connect(self.path)
+        return con
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._con)
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # ------------------------------------------------------------ counters
+    def incr(self, name: str, n: int = 1) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO counters(name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, n),
+            )
+
+    def counters(self, prefix: str = "") -> dict[str, int]:
+        rows = self._con.execute(
+            "SELECT name, value FROM counters WHERE name LIKE ? ESCAPE '\\' ORDER BY name",
+            (_like_prefix(prefix),),
+        ).fetchall()
+        return dict(rows)
+
+    # ------------------------------------------------------------ key/value
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._con.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set(self, key: str, value: Any) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO kv(key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(value), time.time()),
+            )
+
+    def delete(self, key: str) -> None:
+        with self._tx() as con:
+            con.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    # ------------------------------------------------------------ marks (sets of keys)
+    def marked(self, namespace: str) -> dict[str, str | None]:
+        rows = self._con.execute("SELECT key, value FROM marks WHERE namespace = ?", (namespace,)).fetchall()
+        return dict(rows)
+
+    def mark(self, namespace: str, items: Iterable[tuple[str, str | None]]) -> None:
+        """Add keys (with an optional value, e.g. a size or etag) in one transaction."""
+        now = time.time()
+        with self._tx() as con:
+            con.executemany(
+                "INSERT INTO marks(namespace, key, value, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value",
+                [(namespace, k, v, now) for k, v in items],
+            )
+
+    def count_marked(self, namespace: str) -> int:
+        return self._con.execute("SELECT count(*) FROM marks WHERE namespace = ?", (namespace,)).fetchone()[0]
+
+
+class _Tx:
+    """`BEGIN IMMEDIATE` … `COMMIT`: takes the write lock up front, so concurrent
+    writers queue on busy_timeout instead of failing half way."""
+
+    def __init__(self, con: sqlite3.Connection):
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -1,0 +1,119 @@
+"""A folder or a bucket, addressed by URI (`/path`, `file:///path`, `s3://bucket/prefix`).
+
+Writes are atomic: a local file appears under its final name only once it is complete
+and fsynced (temp file + rename + directory fsync); an S3 PUT is atomic by itself.
+Readers therefore never see half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    key: str  # path relative to the storage root, `/`-separated
+    size: int
+
+
+class Storage:
+    def __init__(self, uri: str, **storage_options):
+        self.uri = uri
+        self.fs, root = fsspec.core.url_to_fs(uri, **storage_options)
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = root.rstrip("/")
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri!r})"
+
+    # ------------------------------------------------------------------ paths
+    def path(self, key: str) -> str:
+        """The filesystem path of `key` (for fsspec/pyarrow calls)."""
+        return f"{self.root}/{key.lstrip('/')}" if key else self.root
+
+    def url(self, key: str = "") -> str:
+        """A URI another engine can open (DuckDB, Spark): `s3://…` or a local path."""
+        p = self.path(key)
+        return p if self.local else self.fs.unstrip_protocol(p)
+
+    # ------------------------------------------------------------------ writes
+    def write_atomic(self, key: str, data: bytes) -> None:
+        path = self.path(key)
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{os.path.basename(path)}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(directory)
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
+    # ------------------------------------------------------------------ reads
+    def read(self, key: str) -> bytes:
+        return self.fs.cat_file(self.path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self.path(key))
+
+    def list(self, prefix: str = "", suffix: str | None = None) -> list[FileInfo]:
+        """All complete files under `prefix`, sorted by key (temp files are skipped)."""
+        base = self.path(prefix)
+        if not self.fs.exists(base):
+            return []
+        found = self.fs.find(base, detail=True)
+        out = []
+        strip = len(self.root) + 1
+        for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            key = path[strip:] if path.startswith(self.root + "/") else path
+            name = key.rsplit("/", 1)[-1]
+            if name.startswith(TEMP_PREFIX) or (suffix and not name.endswith(suffix)):
+                continue
+            out.append(FileInfo(key=key, size=int(info.get("size") or 0)))
+        out.sort(key=lambda f: f.key)
+        return out
+
+    def clean_temp_files(self) -> int:
+        """Remove temp files a crash left behind (local only). Returns how many."""
+        if not self.local:
+            return 0
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+        return removed
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""The embedded durable stream (the Kinesis of the local shape)."""
