@@ -1,4 +1,205 @@
-"""Placeholder: replaced below."""
-import typer
+"""The `coinlake` command. Thin: parse options, build settings, call the library."""
 
-app = typer.Typer()
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from coinlake.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="coinlake: stream Coinbase spot prices into a queryable Parquet data lake.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [default: ./coinlake-data].")]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings file [default: ./coinlake.toml or $COINLAKE_CONFIG]."),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except SettingsError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
+    )
+    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.access", "uvicorn.error", "botocore", "s3fs"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def run(
+    data_dir: DataDir = None,
+    config: Config = None,
+    source: Annotated[str | None, typer.Option(help="coinbase (live) or simulated [default: coinbase].")] = None,
+    coinbase_url: Annotated[str | None, typer.Option(help="Coinbase API base URL.")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Pairs, e.g. BTC-USD,ETH-USD,XRP-USD.")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between polls [default: 60].")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds [default: never].")] = None,
+    buffer_interval: Annotated[float | None, typer.Option(help="Delivery buffer, seconds [default: 300].")] = None,
+    buffer_size_mib: Annotated[float | None, typer.Option(help="Delivery buffer, MiB [default: 5].")] = None,
+    etl_interval: Annotated[float | None, typer.Option(help="Seconds between ETL passes [default: 60].")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run source, stream, delivery and ETL together until Ctrl-C or --duration."""
+    settings = _settings(
+        config,
+        data_dir=data_dir,
+        source=source,
+        coinbase_url=coinbase_url,
+        symbols=symbols,
+        interval=interval,
+        duration=duration,
+        buffer_interval=buffer_interval,
+        buffer_size_mib=buffer_size_mib,
+        etl_interval=etl_interval,
+    )
+    _logging(verbose)
+    from coinlake.pipeline import Pipeline
+    from coinlake.sources.coinbase import SourceUnreachable
+
+    stop = threading.Event()
+    _on_signals(stop)
+
+    def started(url: str) -> None:
+        err.print(
+            f"[green]coinlake is running[/]: {', '.join(settings.symbols)} every {settings.interval:g}s "
+            f"from {url}\n  stream  {settings.stream_path}\n  landing {settings.landing}\n"
+            f"  lake    {settings.lake}\n  Ctrl-C stops it cleanly.",
+            highlight=False,
+        )
+
+    with Pipeline(settings) as pipeline:
+        try:
+            report = pipeline.run(stop, on_started=started)
+        except SourceUnreachable as exc:
+            raise _fail(str(exc)) from None
+    written = sum(r.written for r in report.etl_passes)
+    err.print(
+        f"stopped after {report.stopped_at - report.started_at:.1f}s; {written} new rows in the lake. "
+        f"Try: coinlake query --data-dir {settings.data_dir} "
+        f'"SELECT crypto, count(*), max(price) FROM spot_prices GROUP BY crypto"',
+        highlight=False,
+    )
+    if report.errors:
+        raise _fail("; ".join(report.errors))
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: leave now
+            raise KeyboardInterrupt
+        err.print("stopping… (Ctrl-C again to abort)")
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def simulator(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    seed: Annotated[int | None, typer.Option(help="Random seed for reproducible prices.")] = None,
+    fault_rate: Annotated[float, typer.Option(help="Share of requests that fail (0-1), for chaos tests.")] = 0.0,
+) -> None:
+    """Serve a Coinbase-compatible API (GET /v2/prices/{pair}/spot) with random-walk prices."""
+    from coinlake.sources.simulator import FaultPlan, serve
+
+    if not 0.0 <= fault_rate <= 1.0:
+        raise _fail("--fault-rate must be between 0 and 1", 2)
+    err.print(f"Coinbase simulator on http://{host}:{port}/v2/prices/BTC-USD/spot", highlight=False)
+    serve(host, port, seed=seed, faults=FaultPlan(rate=fault_rate, seed=seed) if fault_rate else None)
+
+
+@app.command()
+def etl(data_dir: DataDir = None, config: Config = None) -> None:
+    """Run one incremental ETL pass: new landing files -> Parquet lake."""
+    settings = _settings(config, data_dir=data_dir)
+    _logging(False)
+    from coinlake.pipeline import Pipeline
+
+    with Pipeline(settings) as pipeline:
+        r = pipeline.etl_once()
+    out.print(
+        f"{r.files} files, {r.records} records: {r.written} written, {r.duplicates} duplicates skipped, "
+        f"{r.rejected} rejected, {r.partitions} partitions, {r.seconds:.2f}s",
+        highlight=False,
+    )
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the table spot_prices (DuckDB dialect).")],
+    data_dir: DataDir = None,
+    config: Config = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+) -> None:
+    """Run SQL over the lake (table `spot_prices`)."""
+    if format not in ("table", "json", "csv"):
+        raise _fail(f"--format must be table, json or csv, not {format!r}", 2)
+    settings = _settings(config, data_dir=data_dir)
+    from coinlake.query.engine import LakeQuery, QueryError
+    from coinlake.storage import Storage
+
+    try:
+        with LakeQuery(Storage(settings.lake)) as q:
+            result = q.execute(sql)
+    except QueryError as exc:
+        raise _fail(str(exc)) from None
+    from coinlake import render
+
+    sys.stdout.write(render.result(result, format, out))
+
+
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    config: Config = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show what is in the stream, the landing zone, the lake and the dead-letter area."""
+    settings = _settings(config, data_dir=data_dir)
+    from coinlake import render
+    from coinlake.pipeline import Pipeline
+    from coinlake.status import collect
+
+    with Pipeline(settings) as pipeline:
+        snapshot = collect(pipeline)
+    if as_json:
+        sys.stdout.write(json.dumps(snapshot, indent=2, default=str) + "\n")
+    else:
+        render.status(snapshot, out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

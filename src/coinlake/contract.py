@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 SOURCE_COINBASE = "coinbase"
 TABLE_NAME = "spot_prices"
@@ -194,19 +194,18 @@ class LandingRecord(BaseModel):
     def from_dict(cls, data: dict[str, Any]) -> LandingRecord:
         try:
             return cls.model_validate(data)
-        except ContractError:
-            raise
-        except ValueError as exc:  # pydantic.ValidationError is a ValueError
-            raise ContractError("invalid_record", _first_error(exc)) from None
+        except ValidationError as exc:
+            raise _contract_error(exc) from None
 
 
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "record"
-        return f"{where}: {first.get('msg')}"
-    return str(exc)
+def _contract_error(exc: ValidationError) -> ContractError:
+    """The first problem, keeping the reason of a ContractError raised by a validator."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+    inner = (first.get("ctx") or {}).get("error")
+    if isinstance(inner, ContractError):
+        return ContractError(inner.reason, f"{where}: {inner.message}")
+    return ContractError("invalid_record", f"{where}: {first.get('msg')}")
 
 
 # -------------------------------------------------------------------- the lake

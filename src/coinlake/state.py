@@ -38,8 +38,7 @@ class StateStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
-        with self._tx() as con:
-            con.executescript(_SCHEMA)
+        self._con.executescript(_SCHEMA)
 
     @property
     def _con(self) -> sqlite3.Connection:

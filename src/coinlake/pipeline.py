@@ -1,0 +1,174 @@
+"""The local shape, wired together: source -> stream -> delivery -> landing -> ETL -> lake.
+
+`Pipeline` owns the components built from one `Settings`; `Pipeline.run` runs the
+poller, the delivery worker and the ETL in threads until a stop event or a duration,
+then shuts down in order (stop polling, flush delivery, one last ETL pass) so nothing
+buffered is left behind and no file is half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from coinlake.deadletter import DeadLetters
+from coinlake.delivery.worker import Delivery
+from coinlake.etl.job import EtlResult, run_etl
+from coinlake.settings import Settings
+from coinlake.state import StateStore
+from coinlake.storage import Storage
+from coinlake.stream.log import StreamLog
+
+log = logging.getLogger(__name__)
+
+#: How often `run` trims the stream to its retention.
+TRIM_EVERY_SECONDS = 300.0
+
+
+@dataclass
+class RunReport:
+    started_at: float
+    stopped_at: float = 0.0
+    etl_passes: list[EtlResult] = field(default_factory=list)
+    source_url: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.state = StateStore(settings.state_path)
+        self.dead_letters = DeadLetters(settings.dead_letter_dir, self.state)
+        self.stream = StreamLog(settings.stream_path, retention_hours=settings.stream_retention_hours)
+        self.landing = Storage(settings.landing)
+        self.lake = Storage(settings.lake)
+
+    def close(self) -> None:
+        self.stream.close()
+        self.state.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ pieces
+    def etl_once(self) -> EtlResult:
+        return run_etl(
+            self.landing,
+            self.lake,
+            self.state,
+            self.dead_letters,
+            lock_path=self.settings.data_dir / "etl.lock",
+        )
+
+    def delivery(self) -> Delivery:
+        s = self.settings
+        return Delivery(
+            self.stream,
+            self.landing,
+            buffer_interval=s.buffer_interval,
+            buffer_bytes=s.buffer_bytes,
+            state=self.state,
+        )
+
+    @contextlib.contextmanager
+    def source_url(self) -> Iterator[str]:
+        """The Coinbase base URL to poll; starts the embedded simulator when asked to."""
+        if self.settings.source != "simulated":
+            yield self.settings.coinbase_url
+            return
+        from coinlake.sources.simulator import SimulatorServer
+
+        with SimulatorServer(port=self.settings.simulator_port) as server:
+            yield server.url
+
+    # ------------------------------------------------------------------ run
+    def run(self, stop: threading.Event, *, on_started: Callable[[str], None] | None = None) -> RunReport:
+        """Run every stage until `stop` is set or `settings.duration` has passed.
+
+        Raises `SourceUnreachable` before starting anything if the source cannot be
+        reached at all.
+        """
+        from coinlake.sources.coinbase import CoinbaseClient
+        from coinlake.sources.poller import Poller
+
+        s = self.settings
+        report = RunReport(started_at=time.time())
+        with (
+            self.source_url() as url,
+            CoinbaseClient.from_settings(s.model_copy(update={"coinbase_url": url})) as client,
+        ):
+            client.probe(s.symbols[0])
+            report.source_url = url
+            poller = Poller(
+                client,
+                s.symbols,
+                s.interval,
+                self.stream_sink,
+                self.dead_letters,
+                self.state,
+            )
+            delivery = self.delivery()
+            stop_poll, stop_delivery, stop_etl = threading.Event(), threading.Event(), threading.Event()
+            failed = threading.Event()
+            threads = [
+                _worker("poller", poller.run, stop_poll, failed, report),
+                _worker("delivery", delivery.run, stop_delivery, failed, report),
+                _worker("etl", lambda ev: self._etl_loop(ev, report), stop_etl, failed, report),
+            ]
+            for t in threads:
+                t.start()
+            if on_started:
+                on_started(url)
+            deadline = None if s.duration is None else time.monotonic() + s.duration
+            while not (stop.is_set() or failed.is_set()):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+            # Orderly shutdown: no new records, flush what is buffered, one last ETL pass.
+            log.info("stopping: flushing the stream to the landing zone and the landing zone to the lake")
+            for ev, t in zip((stop_poll, stop_delivery, stop_etl), threads, strict=True):
+                ev.set()
+                t.join()
+        report.stopped_at = time.time()
+        return report
+
+    def stream_sink(self, records) -> list[int]:
+        """The poller's sink: returns once the records are durable in the stream."""
+        return self.stream.put_records(
+            [r.to_json_line() for r in records], [f"{r.crypto}-{r.currency}" for r in records]
+        )
+
+    def _etl_loop(self, stop: threading.Event, report: RunReport) -> None:
+        last_trim = 0.0
+        while True:
+            stopping = stop.wait(self.settings.etl_interval if self.settings.etl_interval > 0 else 0.5)
+            try:
+                report.etl_passes.append(self.etl_once())
+            except Exception as exc:  # e.g. a full disk: keep running, the next pass retries
+                log.error("ETL pass failed, will retry: %s", exc)
+                self.state.incr("etl.errors")
+            if time.monotonic() - last_trim > TRIM_EVERY_SECONDS:
+                self.stream.trim()
+                last_trim = time.monotonic()
+            if stopping:
+                return
+
+
+def _worker(name: str, target, stop: threading.Event, failed: threading.Event, report: RunReport):
+    def body() -> None:
+        try:
+            target(stop)
+        except Exception as exc:  # a worker that dies takes the run down cleanly, never silently
+            log.exception("%s stopped on an unexpected error", name)
+            report.errors.append(f"{name}: {exc}")
+            failed.set()
+
+    return threading.Thread(target=body, name=f"coinlake-{name}", daemon=True)

@@ -1,0 +1,383 @@
+"""The Coinbase spot-price client (`GET /v2/prices/{BASE}-{QUOTE}/spot`).
+
+One code path for live Coinbase, the built-in simulator and the Lambda handler: only
+`base_url` differs. `spot()` never raises for remote problems; it returns one of
+
+- `Quote`: a valid price, `amount` exactly the string Coinbase sent;
+- `Rejected`: an answer arrived but breaks the contract (goes to the dead-letter area);
+- `Unavailable`: retries exhausted on network errors, 429 or 5xx (counted, not stored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from coinlake import __version__
+from coinlake.contract import DEFAULT_MAX_AMOUNT, ContractError, parse_amount, parse_pair, utc_now
+
+log = logging.getLogger(__name__)
+
+#: The API version we implement against (a fixed date, as Coinbase asks; never "today").
+CB_VERSION = "2022-01-06"
+USER_AGENT = f"coinlake/{__version__}"
+OFFLINE_HINT = "Use --source simulated to run offline against the built-in simulator."
+#: What Coinbase sends: plain ASCII digits with an optional fraction. `parse_amount`
+#: alone also admits `1_000`, ` 5 `, `1E+3` or non-ASCII digits, which other engines
+#: (DuckDB, Spark, Athena) would not cast to the same value.
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+_MAX_WORKERS = 8
+
+
+# ----------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Quote:
+    pair: str
+    crypto: str
+    currency: str
+    amount: str
+    observed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Rejected:
+    pair: str
+    reason: str
+    message: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    pair: str
+    reason: str  # network | rate_limited | server_error
+    message: str
+    attempts: int
+
+
+SpotResult = Quote | Rejected | Unavailable
+
+
+class SourceUnreachable(RuntimeError):
+    """The source cannot serve us at start-up; the message is one line with the cause."""
+
+    def __init__(self, message: str, reason: str = "network"):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Retry:
+    reason: str
+    message: str
+    retry_after: float | None = None
+
+
+def check_amount(raw: Any, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> str:
+    """Validate a Coinbase `amount` and return it unchanged; raises ContractError.
+
+    `parse_amount` decides the reason (`missing_amount`, `bad_amount`, `absurd_amount`);
+    on top of it the string must be a plain decimal, so every engine casts it alike.
+    """
+    parse_amount(raw, max_amount)
+    if not _PLAIN_DECIMAL.fullmatch(raw):
+        raise ContractError("bad_amount", f"amount is not a plain decimal like 91234.56: {raw!r}")
+    return raw
+
+
+# -------------------------------------------------------------------------- auth
+
+
+class CoinbaseAuth(httpx.Auth):
+    """Coinbase v2 API-key auth: `CB-ACCESS-SIGN` = hex HMAC-SHA256(secret,
+    timestamp + METHOD + path with query + body). Signed per attempt, so a retried
+    request carries a fresh timestamp."""
+
+    requires_request_body = True
+
+    def __init__(self, api_key: str, api_secret: str, clock: Callable[[], float] = time.time):
+        self.api_key = api_key
+        self._secret = api_secret.encode()
+        self._clock = clock
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"CoinbaseAuth(api_key={self.api_key!r}, api_secret='***')"
+
+    def signature(self, timestamp: str, method: str, path: str, body: bytes = b"") -> str:
+        message = timestamp.encode() + method.upper().encode() + path.encode() + body
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        timestamp = str(int(self._clock()))
+        path = request.url.raw_path.decode("ascii")
+        request.headers["CB-ACCESS-KEY"] = self.api_key
+        request.headers["CB-ACCESS-TIMESTAMP"] = timestamp
+        request.headers["CB-ACCESS-SIGN"] = self.signature(timestamp, request.method, path, request.content)
+        yield request
+
+
+def load_credentials(settings: Any) -> tuple[str | None, str | None]:
+    """API key and secret from settings: explicit values win over `coinbase_api_key_file`."""
+    key = _secret_value(getattr(settings, "coinbase_api_key", None))
+    secret = _secret_value(getattr(settings, "coinbase_api_secret", None))
+    key_file = getattr(settings, "coinbase_api_key_file", None)
+    if not key and not secret and key_file is not None:
+        key, secret = _read_key_file(Path(key_file))
+    if bool(key) != bool(secret):
+        raise ValueError("a Coinbase API key needs both coinbase_api_key and coinbase_api_secret")
+    return key or None, secret or None
+
+
+def _secret_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+
+
+def _read_key_file(path: Path) -> tuple[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read the Coinbase API key file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"the Coinbase API key file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) and data[k] for k in ("api_key", "api_secret")
+    ):
+        raise ValueError(f'the Coinbase API key file {path} must hold {{"api_key": "…", "api_secret": "…"}}')
+    return data["api_key"], data["api_secret"]
+
+
+# ------------------------------------------------------------------------ client
+
+
+class CoinbaseClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ):
+        if bool(api_key) != bool(api_secret):
+            raise ValueError("a Coinbase API key needs both api_key and api_secret")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_amount = max_amount
+        self._sleep = sleep
+        self._random = random.Random()
+        self._lock = threading.Lock()
+        #: Retries made so far (all pairs, all calls); the poller adds the delta to counters.
+        self.retries = 0
+        auth = CoinbaseAuth(api_key, api_secret) if api_key and api_secret else None
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, "CB-VERSION": CB_VERSION, "Accept": "application/json"},
+            auth=auth,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, base_url: str | None = None, **kwargs: Any) -> CoinbaseClient:
+        """Build from `Settings`; `base_url` overrides `coinbase_url` (e.g. the simulator's)."""
+        key, secret = load_credentials(settings)
+        return cls(
+            base_url or settings.coinbase_url,
+            timeout=settings.http_timeout,
+            max_retries=settings.max_retries,
+            backoff_base=settings.backoff_base,
+            backoff_max=settings.backoff_max,
+            api_key=key,
+            api_secret=secret,
+            max_amount=settings.max_amount,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"CoinbaseClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CoinbaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public
+    def spot(self, pair: str) -> SpotResult:
+        """The spot price of one pair, retried as configured; never raises for remote problems."""
+        try:
+            base, quote = parse_pair(pair)
+        except ContractError as exc:
+            return Rejected(pair, exc.reason, exc.message, pair)
+        pair = f"{base}-{quote}"
+        attempts = 0
+        while True:
+            attempts += 1
+            outcome = self._attempt(pair, base, quote)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            if attempts > self.max_retries:
+                log.debug("%s: giving up after %d attempts: %s", pair, attempts, outcome.message)
+                return Unavailable(pair, outcome.reason, outcome.message, attempts)
+            delay = self._delay(attempts, outcome.retry_after)
+            with self._lock:
+                self.retries += 1
+            log.info("%s: %s; retry %d/%d in %.2fs", pair, outcome.message, attempts, self.max_retries, delay)
+            self._sleep(delay)
+
+    def spot_many(self, pairs: Iterable[str]) -> list[SpotResult]:
+        """`spot()` of several pairs concurrently over the shared connection pool, in order."""
+        pairs = list(pairs)
+        if len(pairs) <= 1:
+            return [self.spot(p) for p in pairs]
+        with ThreadPoolExecutor(max_workers=min(len(pairs), _MAX_WORKERS), thread_name_prefix="spot") as pool:
+            return list(pool.map(self.spot, pairs))
+
+    def probe(self, pair: str) -> Quote:
+        """One request, no retries, for start-up: a Quote, or SourceUnreachable (one line)."""
+        try:
+            base, quote = parse_pair(pair)
+        except ContractError as exc:
+            raise SourceUnreachable(exc.message, exc.reason) from None
+        pair = f"{base}-{quote}"
+        outcome = self._attempt(pair, base, quote)
+        if isinstance(outcome, Quote):
+            return outcome
+        if isinstance(outcome, _Retry) and outcome.reason == "network":
+            raise SourceUnreachable(
+                f"cannot reach Coinbase at {self.base_url}: {outcome.message}. {OFFLINE_HINT}", "network"
+            )
+        if isinstance(outcome, _Retry):
+            raise SourceUnreachable(
+                f"Coinbase at {self.base_url} is not serving {pair} right now: {outcome.message}", outcome.reason
+            )
+        if outcome.reason == "http_404":
+            raise SourceUnreachable(
+                f"Coinbase at {self.base_url} does not know the pair {pair} ({outcome.message}); "
+                "check the symbols setting.",
+                outcome.reason,
+            )
+        raise SourceUnreachable(
+            f"Coinbase at {self.base_url} answered {pair} with unusable data ({outcome.reason}: "
+            f"{outcome.message})",
+            outcome.reason,
+        )
+
+    # ----------------------------------------------------------------- private
+    def _attempt(self, pair: str, base: str, quote: str) -> Quote | Rejected | _Retry:
+        try:
+            resp = self._http.get(f"/v2/prices/{pair}/spot")
+        except httpx.TimeoutException as exc:
+            return _Retry("network", f"timed out after {self.timeout:g}s ({type(exc).__name__})")
+        except httpx.TransportError as exc:
+            return _Retry("network", _one_line(exc))
+        except httpx.HTTPError as exc:  # e.g. a body that cannot be decoded
+            return Rejected(pair, "malformed_response", _one_line(exc), "")
+        observed_at = utc_now()
+        status = resp.status_code
+        if status == 429:
+            return _Retry("rate_limited", f"HTTP 429 {_error_text(resp)}", self._retry_after(resp))
+        if status >= 500:
+            return _Retry("server_error", f"HTTP {status} {_error_text(resp)}", self._retry_after(resp))
+        if not 200 <= status < 300:
+            return Rejected(pair, f"http_{status}", f"HTTP {status} {_error_text(resp)}", resp.text)
+        return self._evaluate(pair, base, quote, resp.text, observed_at)
+
+    def _evaluate(self, pair: str, base: str, quote: str, text: str, observed_at: dt.datetime) -> Quote | Rejected:
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            return Rejected(pair, "malformed_json", f"response is not JSON: {exc}", text)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            return Rejected(pair, "missing_field", "response has no `data` object", text)
+        for field in ("base", "currency"):
+            if not isinstance(data.get(field), str) or not data[field]:
+                return Rejected(pair, "missing_field", f"response has no `data.{field}`", text)
+        got = f"{data['base'].upper()}-{data['currency'].upper()}"
+        if got != pair:
+            return Rejected(pair, "wrong_pair", f"asked for {pair}, got {got}", text)
+        try:
+            amount = check_amount(data.get("amount"), self.max_amount)
+        except ContractError as exc:
+            return Rejected(pair, exc.reason, exc.message, text)
+        return Quote(pair, base, quote, amount, observed_at)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter, or the server's Retry-After; capped."""
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.backoff_max))
+        cap = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return self._random.uniform(0, cap)
+
+    @staticmethod
+    def _retry_after(resp: httpx.Response) -> float | None:
+        return parse_retry_after(resp.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds to wait: delta-seconds or an HTTP-date; None if absent/invalid."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _error_text(resp: httpx.Response) -> str:
+    """Coinbase's `{"errors": [{"id", "message"}]}` as `not_found: Invalid currency pair`."""
+    try:
+        errors = resp.json().get("errors")
+        first = errors[0]
+        return f"{first.get('id', '?')}: {first.get('message', '')}".strip()
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        text = " ".join(resp.text.split())[:200]
+        return text or resp.reason_phrase
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from coinlake.settings import SettingsError, load_settings
+
+
+def test_defaults(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.data_dir == Path("coinlake-data")
+    assert s.symbols == ["BTC-USD", "ETH-USD", "XRP-USD"]
+    assert s.interval == 60 and s.buffer_interval == 300 and s.buffer_bytes == 5 * 1024 * 1024
+    assert s.landing == "coinlake-data/landing" and s.lake == "coinlake-data/lake"
+
+
+def test_precedence_cli_over_env_over_toml_over_default(monkeypatch, tmp_path):
+    toml = tmp_path / "coinlake.toml"
+    toml.write_text('interval = 30\nsymbols = ["SOL-USD"]\nbuffer_interval = 10\n')
+    monkeypatch.setenv("COINLAKE_INTERVAL", "20")
+    s = load_settings(toml)
+    assert (s.interval, s.symbols, s.buffer_interval, s.etl_interval) == (20, ["SOL-USD"], 10, 60)
+    s = load_settings(toml, interval=5)
+    assert s.interval == 5
+
+
+def test_the_toml_in_the_working_directory_is_read(monkeypatch, tmp_path):
+    monkeypatch.delenv("COINLAKE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "coinlake.toml").write_text('data_dir = "elsewhere"\n')
+    assert load_settings().data_dir == Path("elsewhere")
+
+
+def test_symbols_from_env_are_comma_separated_and_normalised(monkeypatch):
+    monkeypatch.setenv("COINLAKE_SYMBOLS", "btc-usd, eth-eur,BTC-USD")
+    assert load_settings().symbols == ["BTC-USD", "ETH-EUR"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"interval": 0.5}, "interval"),
+        ({"symbols": "BTCUSD"}, "BTC-USD"),
+        ({"source": "kraken"}, "source"),
+        ({"coinbase_url": "ftp://x"}, "coinbase_url"),
+        ({"buffer_interval": 1000}, "buffer_interval"),
+        ({"no_such_setting": 1}, "no_such_setting"),
+    ],
+)
+def test_bad_settings_give_one_clear_error(overrides, needle):
+    with pytest.raises(SettingsError) as exc:
+        load_settings(**overrides)
+    assert needle in str(exc.value)
+
+
+def test_missing_or_broken_config_file(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("interval = = 3\n")
+    with pytest.raises(SettingsError, match="cannot read configuration"):
+        load_settings(broken)

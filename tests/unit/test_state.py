@@ -1,0 +1,51 @@
+import json
+import multiprocessing as mp
+
+from coinlake.deadletter import DeadLetters
+from coinlake.state import StateStore
+
+
+def _bump(path, n):
+    s = StateStore(path)
+    for _ in range(n):
+        s.incr("hits")
+
+
+def test_counters_are_exact_across_processes(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_bump, args=(path, 200)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert StateStore(path).counters() == {"hits": 600}
+
+
+def test_kv_and_marks(tmp_path):
+    s = StateStore(tmp_path / "state.db")
+    assert s.get("x", 7) == 7
+    s.set("x", {"a": [1, 2]})
+    assert s.get("x") == {"a": [1, 2]}
+    s.mark("etl", [("a.json", "10"), ("b.json", None)])
+    s.mark("etl", [("a.json", "11")])
+    assert s.marked("etl") == {"a.json": "11", "b.json": None}
+    assert s.count_marked("etl") == 2 and s.marked("other") == {}
+    s.incr("under_score")
+    s.incr("underXscore")
+    assert s.counters("under_") == {"under_score": 1}
+
+
+def test_dead_letters_keep_reason_and_payload(tmp_path):
+    state = StateStore(tmp_path / "state.db")
+    dl = DeadLetters(tmp_path / "dead-letter", state)
+    dl.write("source", "bad_amount", "amount must be positive: '-1'", b'{"amount": "-1"}', pair="BTC-USD")
+    dl.write("source", "bad_amount", "again", "x")
+    dl.write("etl", "malformed_json", "not JSON", "{")
+    assert dl.counts() == {"etl.malformed_json": 1, "source.bad_amount": 2}
+    entries = dl.entries("source")
+    assert [e["reason"] for e in entries] == ["bad_amount", "bad_amount"]
+    assert entries[0]["pair"] == "BTC-USD" and json.loads(entries[0]["payload"]) == {"amount": "-1"}
+    files = list((tmp_path / "dead-letter" / "source").glob("*.jsonl"))
+    assert len(files) == 1
