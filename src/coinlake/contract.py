@@ -31,6 +31,7 @@ DEFAULT_MAX_AMOUNT = Decimal("1e12")
 EVENT_NAMESPACE = uuid.UUID("6f1d1c52-8b8e-4d8a-9a55-63c0b1e4f7a1")
 
 _CODE = re.compile(r"^[A-Z0-9]{1,12}$")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 PARTITION_COLUMNS = ("crypto", "year", "month", "day", "hour")
 
 
@@ -91,12 +92,13 @@ def parse_amount(raw: Any, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> Decimal:
         raise ContractError("missing_amount", "amount is missing")
     if not isinstance(raw, str):
         raise ContractError("bad_amount", f"amount must be a decimal string, got {type(raw).__name__}")
+    if not _PLAIN_DECIMAL.fullmatch(raw):
+        # Only plain ASCII decimals: every engine (DuckDB, Spark, Athena) casts them alike.
+        raise ContractError("bad_amount", f"amount is not a plain decimal number like 91234.56: {raw!r}")
     try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the pattern only admits valid decimals
         raise ContractError("bad_amount", f"amount is not a number: {raw!r}") from None
-    if not value.is_finite():
-        raise ContractError("bad_amount", f"amount is not finite: {raw!r}")
     if value <= 0:
         raise ContractError("bad_amount", f"amount must be positive: {raw!r}")
     if value > max_amount:

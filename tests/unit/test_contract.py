@@ -44,7 +44,11 @@ def record(**over) -> dict:
         ("Infinity", "bad_amount"),
         ("0", "bad_amount"),
         ("-1.5", "bad_amount"),
-        ("1e13", "absurd_amount"),
+        ("10000000000000", "absurd_amount"),
+        ("1e3", "bad_amount"),
+        ("1_000", "bad_amount"),
+        (" 5 ", "bad_amount"),
+        ("\u0661\u0662", "bad_amount"),
         ("0.0000000000001", "bad_amount"),
     ],
 )

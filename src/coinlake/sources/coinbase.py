@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import hashlib
-import hmac
 import json
 import logging
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from coinlake import __version__
 from coinlake.contract import DEFAULT_MAX_AMOUNT, ContractError, parse_amount, parse_pair, utc_now
+from coinlake.sources.auth import CoinbaseAuth, load_credentials
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +35,6 @@ log = logging.getLogger(__name__)
 CB_VERSION = "2022-01-06"
 USER_AGENT = f"coinlake/{__version__}"
 OFFLINE_HINT = "Use --source simulated to run offline against the built-in simulator."
-#: What Coinbase sends: plain ASCII digits with an optional fraction. `parse_amount`
-#: alone also admits `1_000`, ` 5 `, `1E+3` or non-ASCII digits, which other engines
-#: (DuckDB, Spark, Athena) would not cast to the same value.
-_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _MAX_WORKERS = 8
 
 
@@ -90,81 +83,6 @@ class _Retry:
     reason: str
     message: str
     retry_after: float | None = None
-
-
-def check_amount(raw: Any, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> str:
-    """Validate a Coinbase `amount` and return it unchanged; raises ContractError.
-
-    `parse_amount` decides the reason (`missing_amount`, `bad_amount`, `absurd_amount`);
-    on top of it the string must be a plain decimal, so every engine casts it alike.
-    """
-    parse_amount(raw, max_amount)
-    if not _PLAIN_DECIMAL.fullmatch(raw):
-        raise ContractError("bad_amount", f"amount is not a plain decimal like 91234.56: {raw!r}")
-    return raw
-
-
-# -------------------------------------------------------------------------- auth
-
-
-class CoinbaseAuth(httpx.Auth):
-    """Coinbase v2 API-key auth: `CB-ACCESS-SIGN` = hex HMAC-SHA256(secret,
-    timestamp + METHOD + path with query + body). Signed per attempt, so a retried
-    request carries a fresh timestamp."""
-
-    requires_request_body = True
-
-    def __init__(self, api_key: str, api_secret: str, clock: Callable[[], float] = time.time):
-        self.api_key = api_key
-        self._secret = api_secret.encode()
-        self._clock = clock
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"CoinbaseAuth(api_key={self.api_key!r}, api_secret='***')"
-
-    def signature(self, timestamp: str, method: str, path: str, body: bytes = b"") -> str:
-        message = timestamp.encode() + method.upper().encode() + path.encode() + body
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        timestamp = str(int(self._clock()))
-        path = request.url.raw_path.decode("ascii")
-        request.headers["CB-ACCESS-KEY"] = self.api_key
-        request.headers["CB-ACCESS-TIMESTAMP"] = timestamp
-        request.headers["CB-ACCESS-SIGN"] = self.signature(timestamp, request.method, path, request.content)
-        yield request
-
-
-def load_credentials(settings: Any) -> tuple[str | None, str | None]:
-    """API key and secret from settings: explicit values win over `coinbase_api_key_file`."""
-    key = _secret_value(getattr(settings, "coinbase_api_key", None))
-    secret = _secret_value(getattr(settings, "coinbase_api_secret", None))
-    key_file = getattr(settings, "coinbase_api_key_file", None)
-    if not key and not secret and key_file is not None:
-        key, secret = _read_key_file(Path(key_file))
-    if bool(key) != bool(secret):
-        raise ValueError("a Coinbase API key needs both coinbase_api_key and coinbase_api_secret")
-    return key or None, secret or None
-
-
-def _secret_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-
-
-def _read_key_file(path: Path) -> tuple[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"cannot read the Coinbase API key file {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"the Coinbase API key file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), str) and data[k] for k in ("api_key", "api_secret")
-    ):
-        raise ValueError(f'the Coinbase API key file {path} must hold {{"api_key": "…", "api_secret": "…"}}')
-    return data["api_key"], data["api_secret"]
 
 
 # ------------------------------------------------------------------------ client
@@ -237,8 +155,11 @@ class CoinbaseClient:
         self.close()
 
     # ------------------------------------------------------------------ public
-    def spot(self, pair: str) -> SpotResult:
-        """The spot price of one pair, retried as configured; never raises for remote problems."""
+    def spot(self, pair: str, *, stop: threading.Event | None = None) -> SpotResult:
+        """The spot price of one pair, retried as configured; never raises for remote problems.
+
+        With `stop`, a backoff wait ends as soon as it is set, and no further retry is made
+        (an injected `sleep`, as in tests, is still used as is)."""
         try:
             base, quote = parse_pair(pair)
         except ContractError as exc:
@@ -250,25 +171,35 @@ class CoinbaseClient:
             outcome = self._attempt(pair, base, quote)
             if not isinstance(outcome, _Retry):
                 return outcome
-            if attempts > self.max_retries:
+            if attempts > self.max_retries or (stop is not None and stop.is_set()):
                 log.debug("%s: giving up after %d attempts: %s", pair, attempts, outcome.message)
                 return Unavailable(pair, outcome.reason, outcome.message, attempts)
             delay = self._delay(attempts, outcome.retry_after)
+            log.info("%s: %s; retry %d/%d in %.2fs", pair, outcome.message, attempts, self.max_retries, delay)
+            if stop is not None and self._sleep is time.sleep:
+                if stop.wait(delay):  # stopping: no further attempt
+                    return Unavailable(pair, outcome.reason, outcome.message, attempts)
+            else:
+                self._sleep(delay)
             with self._lock:
                 self.retries += 1
-            log.info("%s: %s; retry %d/%d in %.2fs", pair, outcome.message, attempts, self.max_retries, delay)
-            self._sleep(delay)
 
-    def spot_many(self, pairs: Iterable[str]) -> list[SpotResult]:
+    def spot_many(self, pairs: Iterable[str], *, stop: threading.Event | None = None) -> list[SpotResult]:
         """`spot()` of several pairs concurrently over the shared connection pool, in order."""
         pairs = list(pairs)
         if len(pairs) <= 1:
-            return [self.spot(p) for p in pairs]
+            return [self.spot(p, stop=stop) for p in pairs]
         with ThreadPoolExecutor(max_workers=min(len(pairs), _MAX_WORKERS), thread_name_prefix="spot") as pool:
-            return list(pool.map(self.spot, pairs))
+            return list(pool.map(lambda p: self.spot(p, stop=stop), pairs))
 
-    def probe(self, pair: str) -> Quote:
-        """One request, no retries, for start-up: a Quote, or SourceUnreachable (one line)."""
+    def probe(self, pair: str) -> Quote | None:
+        """One request, no retries, for start-up.
+
+        Raises SourceUnreachable (one line) when the source cannot be reached at all or
+        does not know the pair: nothing would ever work. A passing fault (429, 5xx, a bad
+        payload) only logs a warning and returns None: the poller retries and
+        dead-letters those as usual.
+        """
         try:
             base, quote = parse_pair(pair)
         except ContractError as exc:
@@ -281,21 +212,14 @@ class CoinbaseClient:
             raise SourceUnreachable(
                 f"cannot reach Coinbase at {self.base_url}: {outcome.message}. {OFFLINE_HINT}", "network"
             )
-        if isinstance(outcome, _Retry):
-            raise SourceUnreachable(
-                f"Coinbase at {self.base_url} is not serving {pair} right now: {outcome.message}", outcome.reason
-            )
-        if outcome.reason == "http_404":
+        if isinstance(outcome, Rejected) and outcome.reason == "http_404":
             raise SourceUnreachable(
                 f"Coinbase at {self.base_url} does not know the pair {pair} ({outcome.message}); "
                 "check the symbols setting.",
                 outcome.reason,
             )
-        raise SourceUnreachable(
-            f"Coinbase at {self.base_url} answered {pair} with unusable data ({outcome.reason}: "
-            f"{outcome.message})",
-            outcome.reason,
-        )
+        log.warning("first request to %s for %s failed (%s); carrying on", self.base_url, pair, outcome.message)
+        return None
 
     # ----------------------------------------------------------------- private
     def _attempt(self, pair: str, base: str, quote: str) -> Quote | Rejected | _Retry:
@@ -332,7 +256,8 @@ class CoinbaseClient:
         if got != pair:
             return Rejected(pair, "wrong_pair", f"asked for {pair}, got {got}", text)
         try:
-            amount = check_amount(data.get("amount"), self.max_amount)
+            amount = data.get("amount")
+            parse_amount(amount, self.max_amount)
         except ContractError as exc:
             return Rejected(pair, exc.reason, exc.message, text)
         return Quote(pair, base, quote, amount, observed_at)
