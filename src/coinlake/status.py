@@ -6,7 +6,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from coinlake.etl.job import BOOKMARK_NAMESPACE
+from coinlake.etl.job import pending_files
 from coinlake.pipeline import Pipeline
 from coinlake.query.engine import LakeQuery
 
@@ -19,13 +19,12 @@ def collect(p: Pipeline) -> dict[str, Any]:
         stream["age_seconds"] = round(now - stream["newest_arrival"], 3)
 
     files = p.landing.list()
-    processed = p.state.marked(BOOKMARK_NAMESPACE)
     landing = {
         "uri": p.landing.uri,
         "files": len(files),
         "bytes": sum(f.size for f in files),
         "newest_file": files[-1].key if files else None,
-        "awaiting_etl": sum(1 for f in files if f.key not in processed),
+        "awaiting_etl": len(pending_files(p.landing, p.state)),
     }
 
     with LakeQuery(p.lake) as q:

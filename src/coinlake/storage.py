@@ -54,7 +54,8 @@ class Storage:
             return
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{os.path.basename(path)}")
+        # `.tmp-<name>.<random>.part`: hidden, and no `*.parquet` / `*.json` glob matches it.
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}.{uuid.uuid4().hex}.part")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -82,6 +83,8 @@ class Storage:
     def list(self, prefix: str = "", suffix: str | None = None) -> list[FileInfo]:
         """All complete files under `prefix`, sorted by key (temp files are skipped)."""
         base = self.path(prefix)
+        if not self.local:
+            self.fs.invalidate_cache()  # an object store's listing is cached by fsspec
         if not self.fs.exists(base):
             return []
         found = self.fs.find(base, detail=True)

@@ -1,0 +1,255 @@
+"""ETL and query benchmark (run on demand, not a test).
+
+    .venv/bin/python benchmarks/etl.py                 # 1,000,000 records
+    .venv/bin/python benchmarks/etl.py --records 200000 --keep /tmp/bench
+
+Generates landing files the way delivery writes them (one file per minute of 1-second
+prices for each crypto, Firehose key layout, a small share of re-delivered duplicates),
+runs one `run_etl` pass over the whole backlog in a fresh process (for a clean peak
+RSS), then an every-minute incremental pass and an idle pass, then a few DuckDB queries
+through `LakeQuery`. Prints the figures and writes `benchmarks/results/etl.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "etl.json"
+START = dt.datetime(2026, 11, 20, 0, 0, 0, tzinfo=dt.UTC)
+PRICES = {"BTC": 91234.56, "ETH": 3012.5, "XRP": 2.1834, "SOL": 142.27, "DOGE": 0.18}
+
+
+def generate(landing_dir: Path, records: int, cryptos: list[str], dup_rate: float, seed: int) -> dict:
+    """Landing files of one minute each (60 s x len(cryptos) records), written atomically."""
+    from coinlake.contract import event_id_for, format_ts, landing_prefix
+    from coinlake.storage import Storage
+
+    rng = random.Random(seed)
+    landing = Storage(str(landing_dir))
+    seconds = -(-records // len(cryptos))
+    price = {c: PRICES.get(c, 100.0) for c in cryptos}
+    written = files = dups = 0
+    previous: list[bytes] = []
+    lines: list[bytes] = []
+    for s in range(seconds):
+        at = START + dt.timedelta(seconds=s)
+        ts = format_ts(at)
+        ing = format_ts(at + dt.timedelta(milliseconds=rng.randint(5, 80)))
+        for c in cryptos:
+            if written >= records:
+                break
+            price[c] = max(price[c] * (1 + rng.gauss(0, 0.0004)), 0.0001)
+            line = (
+                f'{{"event_id":"{event_id_for("coinbase", f"{c}-USD", at)}","source":"coinbase",'
+                f'"crypto":"{c}","currency":"USD","amount":"{price[c]:.6f}","timestamp_utc":"{ts}",'
+                f'"ingested_at":"{ing}"}}\n'
+            ).encode()
+            lines.append(line)
+            written += 1
+        if s % 60 == 59 or s == seconds - 1:
+            # A retried delivery re-sends some of the previous file's records.
+            extra = [ln for ln in previous if rng.random() < dup_rate]
+            dups += len(extra)
+            landing.write_atomic(f"{landing_prefix(at)}/coinlake-{files:08d}.json", b"".join(lines + extra))
+            files += 1
+            previous, lines = lines, []
+    return {"records": written, "duplicates": dups, "files": files, "seconds_of_data": seconds}
+
+
+def etl_phase(root: Path, max_batch_records: int) -> dict:
+    """One backlog pass, then one every-minute pass and one idle pass (run in a child)."""
+    from coinlake.contract import event_id_for, format_ts, landing_prefix
+    from coinlake.deadletter import DeadLetters
+    from coinlake.etl import run_etl
+    from coinlake.state import StateStore
+    from coinlake.storage import Storage
+
+    landing, lake = Storage(str(root / "landing")), Storage(str(root / "lake"))
+    state = StateStore(root / "state.db")
+    dead = DeadLetters(root / "dead-letter", state)
+
+    def run():
+        return run_etl(landing, lake, state, dead, lock_path=root / "etl.lock", max_batch_records=max_batch_records)
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    backlog = run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    # The steady state of `coinlake run`: one new minute file, then nothing new.
+    newest = max(f.key for f in landing.list())
+    at = dt.datetime.strptime(newest[:13], "%Y/%m/%d/%H").replace(tzinfo=dt.UTC) + dt.timedelta(minutes=59)
+    lines = []
+    for s in range(60):
+        t = at + dt.timedelta(seconds=s)
+        lines.append(
+            (
+                f'{{"event_id":"{event_id_for("coinbase", "BTC-USD", t)}-new","source":"coinbase","crypto":"BTC",'
+                f'"currency":"USD","amount":"91234.56","timestamp_utc":"{format_ts(t)}",'
+                f'"ingested_at":"{format_ts(t)}"}}\n'
+            ).encode()
+        )
+    landing.write_atomic(f"{landing_prefix(at)}/zz-incremental.json", b"".join(lines))
+    minute = run()
+    idle = run()
+    state.close()
+    return {
+        "backlog": backlog.as_dict(),
+        "records_per_second": round(backlog.records / backlog.seconds),
+        "peak_rss_mib": round(peak / 1024, 1),
+        "rss_before_pass_mib": round(rss_before / 1024, 1),
+        "incremental_minute_pass": minute.as_dict(),
+        "idle_pass": idle.as_dict(),
+    }
+
+
+def query_phase(lake_dir: Path, crypto: str) -> dict:
+    from coinlake.query import LakeQuery
+    from coinlake.storage import Storage
+
+    queries = {
+        "count": "SELECT count(*) FROM spot_prices",
+        "daily_ohlc": (
+            "SELECT date, arg_min(price, timestamp) AS open, max(price) AS high, min(price) AS low, "
+            "arg_max(price, timestamp) AS close, count(*) AS n FROM spot_prices WHERE crypto = ? "
+            "GROUP BY date ORDER BY date"
+        ),
+        "latest_per_crypto": (
+            "SELECT crypto, arg_max(price, timestamp) AS price, max(timestamp) AS at FROM spot_prices "
+            "GROUP BY crypto ORDER BY crypto"
+        ),
+        "one_hour_partition": (
+            "SELECT count(*), avg(price) FROM spot_prices WHERE crypto = ? AND year = 2026 AND month = 11 "
+            "AND day = 21 AND hour = 12"
+        ),
+    }
+    out = {}
+    t = time.perf_counter()
+    with LakeQuery(Storage(str(lake_dir))) as q:
+        out["open_seconds"] = round(time.perf_counter() - t, 4)
+        for name, sql in queries.items():
+            params = [crypto] if "?" in sql else None
+            timings = []
+            for _ in range(3):
+                t = time.perf_counter()
+                result = q.execute(sql, params)
+                timings.append(time.perf_counter() - t)
+            out[name] = {
+                "first_seconds": round(timings[0], 4),
+                "best_seconds": round(min(timings), 4),
+                "rows": len(result.rows),
+                "sample": [str(v) for v in result.rows[0]] if result.rows else [],
+            }
+        t = time.perf_counter()
+        out["lake_stats"] = q.lake_stats()
+        out["lake_stats_seconds"] = round(time.perf_counter() - t, 4)
+    return out
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--cryptos", default="BTC,ETH,XRP")
+    ap.add_argument("--dup-rate", type=float, default=0.01, help="share of a file re-sent in the next one")
+    ap.add_argument("--max-batch-records", type=int, default=500_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temp folder)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--phase", choices=["etl"], help=argparse.SUPPRESS)
+    ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.phase == "etl":  # the child process
+        print(json.dumps(etl_phase(args.root, args.max_batch_records)))
+        return
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="coinlake-bench-"))
+    if args.keep and root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    cryptos = [c.strip().upper() for c in args.cryptos.split(",") if c.strip()]
+    try:
+        print(f"generating {args.records:,} records ({', '.join(cryptos)}) in {root} ...", flush=True)
+        t = time.perf_counter()
+        gen = generate(root / "landing", args.records, cryptos, args.dup_rate, args.seed)
+        gen["generate_seconds"] = round(time.perf_counter() - t, 2)
+        gen["landing_bytes"] = _dir_bytes(root / "landing")
+        print(
+            f"  {gen['files']:,} files, {gen['records']:,} records + {gen['duplicates']:,} re-sent, "
+            f"{gen['landing_bytes'] / 2**20:.1f} MiB in {gen['generate_seconds']}s",
+            flush=True,
+        )
+
+        print("ETL pass over the backlog (fresh process) ...", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--phase", "etl", "--root", str(root), "--max-batch-records",
+             str(args.max_batch_records)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if child.returncode != 0:
+            sys.exit(f"ETL phase failed:\n{child.stderr}")
+        etl = json.loads(child.stdout.strip().splitlines()[-1])
+        etl["lake_bytes"] = _dir_bytes(root / "lake")
+        etl["lake_files"] = sum(1 for _ in (root / "lake").rglob("*.parquet"))
+        b = etl["backlog"]
+        print(
+            f"  {b['records']:,} records ({b['written']:,} written, {b['duplicates']:,} duplicates) from "
+            f"{b['files']:,} files in {b['seconds']:.2f}s = {etl['records_per_second']:,} records/s; "
+            f"peak RSS {etl['peak_rss_mib']} MiB; lake {etl['lake_bytes'] / 2**20:.1f} MiB in "
+            f"{etl['lake_files']} files ({etl['lake_bytes'] / max(b['written'], 1):.1f} bytes/row)",
+            flush=True,
+        )
+        m, i = etl["incremental_minute_pass"], etl["idle_pass"]
+        print(f"  next minute file: {m['seconds'] * 1000:.0f} ms; idle pass: {i['seconds'] * 1000:.0f} ms", flush=True)
+
+        print("DuckDB queries ...", flush=True)
+        queries = query_phase(root / "lake", cryptos[0])
+        for name, q in queries.items():
+            if isinstance(q, dict) and "best_seconds" in q:
+                first, best = q["first_seconds"] * 1000, q["best_seconds"] * 1000
+                print(f"  {name:20s} first {first:8.1f} ms, best {best:8.1f} ms")
+        print(f"  {'lake_stats':20s} {queries['lake_stats_seconds'] * 1000:8.1f} ms")
+
+        import duckdb
+        import pyarrow
+
+        report = {
+            "benchmark": "etl",
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "duckdb": duckdb.__version__,
+                "pyarrow": pyarrow.__version__,
+            },
+            "params": {k: v for k, v in vars(args).items() if k not in ("phase", "root", "keep", "results")},
+            "generate": gen,
+            "etl": etl,
+            "queries": queries,
+        }
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"wrote {args.results}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

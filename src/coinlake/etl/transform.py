@@ -1,0 +1,73 @@
+"""Valid landing records -> the lake table (Arrow), exactly as `contract.lake_row` says.
+
+Canonically shaped records (see `parse.Rows`) are cast column-wise with Arrow (tests
+prove the result equal to `lake_row`); the others arrive already transformed by
+`lake_row`. The result has the contract's `LAKE_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from coinlake.contract import LAKE_FILE_SCHEMA, LAKE_SCHEMA, PARTITION_COLUMNS
+from coinlake.etl.parse import LANDING_FIELDS, Rows
+
+_TS = pa.timestamp("us", tz="UTC")
+_PRICE = LAKE_SCHEMA.field("price").type
+
+
+def to_table(rows: Rows) -> pa.Table:
+    """The batch's distinct records as a table with `LAKE_SCHEMA` (canonical rows first)."""
+    parts = []
+    if rows.columns[0]:
+        parts.append(_fast_table(rows.columns))
+    if rows.slow:
+        parts.append(pa.Table.from_pylist(rows.slow, schema=LAKE_SCHEMA))
+    if not parts:
+        return LAKE_SCHEMA.empty_table()
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _fast_table(columns: tuple[list[str], ...]) -> pa.Table:
+    s = {name: pa.array(col, pa.string()) for name, col in zip(LANDING_FIELDS, columns, strict=True)}
+    timestamp = pc.cast(s["timestamp_utc"], _TS)
+    return pa.Table.from_pydict(
+        {
+            "crypto": s["crypto"],
+            "currency": s["currency"],
+            "price": pc.cast(s["amount"], _PRICE),
+            "timestamp": timestamp,
+            "date": pc.cast(pc.utf8_slice_codeunits(s["timestamp_utc"], 0, 10), pa.date32()),
+            "timestamp_utc": s["timestamp_utc"],
+            "event_id": s["event_id"],
+            "source": s["source"],
+            "ingested_at": pc.cast(s["ingested_at"], _TS),
+            "year": pc.cast(pc.year(timestamp), pa.int32()),
+            "month": pc.cast(pc.month(timestamp), pa.int32()),
+            "day": pc.cast(pc.day(timestamp), pa.int32()),
+            "hour": pc.cast(pc.hour(timestamp), pa.int32()),
+        },
+        schema=LAKE_SCHEMA,
+    )
+
+
+def split_partitions(table: pa.Table) -> list[tuple[tuple[str, int, int, int, int], pa.Table]]:
+    """[((crypto, year, month, day, hour), rows with LAKE_FILE_SCHEMA), ...] in key order."""
+    if table.num_rows == 0:
+        return []
+    table = table.sort_by([(c, "ascending") for c in PARTITION_COLUMNS]).combine_chunks()
+    n = table.num_rows
+    change = None
+    for name in PARTITION_COLUMNS:
+        col = table[name]
+        diff = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+        change = diff if change is None else pc.or_(change, diff)
+    starts = [0, *(i + 1 for i in pc.indices_nonzero(change).to_pylist()), n]
+    file_columns = LAKE_FILE_SCHEMA.names
+    out = []
+    for start, stop in zip(starts[:-1], starts[1:], strict=True):
+        part = table.slice(start, stop - start)
+        key = tuple(part[c][0].as_py() for c in PARTITION_COLUMNS)
+        out.append((key, part.select(file_columns)))
+    return out
