@@ -6,11 +6,12 @@ call is its own short transaction, and each thread gets its own connection.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,49 @@ CREATE TABLE IF NOT EXISTS marks (
 """
 
 
+OPEN_TIMEOUT = 30.0
+
+
 def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A SQLite connection in WAL mode that waits for locks instead of failing."""
+    """A SQLite connection in WAL mode that waits for locks instead of failing.
+
+    Retried while the file is locked: when several processes open a new file at once,
+    switching it to WAL can fail with "database is locked" at once, without waiting on
+    the busy timeout (SQLite's deadlock avoidance).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    con.execute("PRAGMA busy_timeout = 30000")
-    con.execute("PRAGMA journal_mode = WAL")
-    con.execute(f"PRAGMA synchronous = {synchronous}")
-    return con
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    delay = 0.002
+    while True:
+        con = None
+        try:
+            con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA busy_timeout = 30000")
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute(f"PRAGMA synchronous = {synchronous}")
+            return con
+        except sqlite3.OperationalError as exc:
+            if con is not None:
+                con.close()
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+@contextlib.contextmanager
+def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` … `COMMIT`: takes the write lock up front, so concurrent writers
+    queue on the busy timeout instead of failing half way. Rolls back on any error,
+    including a failed COMMIT (e.g. a full disk), without hiding that error."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
 
 
 class StateStore:
@@ -47,8 +83,8 @@ class StateStore:
             con = self._local.con = connect(self.path)
         return con
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._con)
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._con)
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -106,21 +142,6 @@ class StateStore:
 
     def count_marked(self, namespace: str) -> int:
         return self._con.execute("SELECT count(*) FROM marks WHERE namespace = ?", (namespace,)).fetchone()[0]
-
-
-class _Tx:
-    """`BEGIN IMMEDIATE` … `COMMIT`: takes the write lock up front, so concurrent
-    writers queue on busy_timeout instead of failing half way."""
-
-    def __init__(self, con: sqlite3.Connection):
-        self.con = con
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.con.execute("BEGIN IMMEDIATE")
-        return self.con
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _like_prefix(prefix: str) -> str:

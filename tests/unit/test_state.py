@@ -1,6 +1,10 @@
 import json
 import multiprocessing as mp
+import sqlite3
 
+import pytest
+
+import coinlake.state as state_module
 from coinlake.deadletter import DeadLetters
 from coinlake.state import StateStore
 
@@ -49,3 +53,32 @@ def test_dead_letters_keep_reason_and_payload(tmp_path):
     assert entries[0]["pair"] == "BTC-USD" and json.loads(entries[0]["payload"]) == {"amount": "-1"}
     files = list((tmp_path / "dead-letter" / "source").glob("*.jsonl"))
     assert len(files) == 1
+
+
+def test_opening_retries_while_another_process_switches_a_new_file_to_wal(tmp_path, monkeypatch):
+    real, attempts = state_module.sqlite3.connect, []
+
+    def contended(*args, **kwargs):
+        attempts.append(args)
+        if len(attempts) <= 2:
+            raise sqlite3.OperationalError("database is locked")  # what PRAGMA journal_mode raises
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(state_module.sqlite3, "connect", contended)
+    con = state_module.connect(tmp_path / "s.db")
+    assert len(attempts) == 3
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    broken = sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(state_module.sqlite3, "connect", lambda *a, **k: (_ for _ in ()).throw(broken))
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        state_module.connect(tmp_path / "other.db")
+
+
+def test_a_failed_transaction_rolls_back_and_keeps_its_error(tmp_path):
+    s = StateStore(tmp_path / "state.db")
+    with pytest.raises(RuntimeError, match="boom"), state_module.transaction(s._con) as con:
+        con.execute("INSERT INTO counters(name, value) VALUES ('x', 1)")
+        raise RuntimeError("boom")
+    assert s.counters() == {}
+    s.incr("x")
+    assert s.counters() == {"x": 1}
