@@ -41,6 +41,8 @@ format: $(VENV)/.dev  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format $(SOURCES)
 
 bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/results/)
+	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/etl.py
 	$(BIN)/python benchmarks/crash.py
 
 clean:  ## remove the venv, caches and the demo data

@@ -130,15 +130,26 @@ def simulator(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     seed: Annotated[int | None, typer.Option(help="Random seed for reproducible prices.")] = None,
-    fault_rate: Annotated[float, typer.Option(help="Share of requests that fail (0-1), for chaos tests.")] = 0.0,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help='Injected failures: a script "timeout,429,500,malformed,bad_amount" and/or "rate=0.1,seed=7".'
+        ),
+    ] = None,
 ) -> None:
     """Serve a Coinbase-compatible API (GET /v2/prices/{pair}/spot) with random-walk prices."""
     from coinlake.sources.simulator import FaultPlan, serve
 
-    if not 0.0 <= fault_rate <= 1.0:
-        raise _fail("--fault-rate must be between 0 and 1", 2)
+    try:
+        plan = FaultPlan.from_spec(faults) if faults else None
+    except ValueError as exc:
+        raise _fail(f"--faults: {exc}", 2) from None
+    _logging(False)
     err.print(f"Coinbase simulator on http://{host}:{port}/v2/prices/BTC-USD/spot", highlight=False)
-    serve(host, port, seed=seed, faults=FaultPlan(rate=fault_rate, seed=seed) if fault_rate else None)
+    try:
+        serve(host, port, seed=seed, faults=plan)
+    except OSError as exc:
+        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()

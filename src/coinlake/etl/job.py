@@ -102,12 +102,22 @@ def run_etl(
                     state.incr(f"etl.{name}", n)
                 totals[name] += n
             partitions += touched
-            log.info("etl batch: %s, partitions=%d", batch, touched)
+            log.debug("etl batch: %s, partitions=%d", batch, touched)
         totals["rejected"] = rejects.count
         state.incr("etl.passes")
         result = EtlResult(**totals, partitions=partitions, seconds=time.perf_counter() - started)
         state.set(LAST_PASS_KEY, {**result.as_dict(), "finished_at": time.time()})
-        log.info("etl pass: %s", result)
+        log.log(
+            logging.INFO if result.files else logging.DEBUG,
+            "etl: %d files, %d records -> %d new rows in %d partitions, %d duplicates, %d rejected (%.2fs)",
+            result.files,
+            result.records,
+            result.written,
+            result.partitions,
+            result.duplicates,
+            result.rejected,
+            result.seconds,
+        )
         return result
 
 
