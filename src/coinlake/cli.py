@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from coinlake.api.keys_cli import keys_app
 from coinlake.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -68,11 +69,15 @@ def run(
     buffer_interval: Annotated[float | None, typer.Option(help="Delivery buffer, seconds [default: 300].")] = None,
     buffer_size_mib: Annotated[float | None, typer.Option(help="Delivery buffer, MiB [default: 5].")] = None,
     etl_interval: Annotated[float | None, typer.Option(help="Seconds between ETL passes [default: 60].")] = None,
+    serve: Annotated[bool | None, typer.Option("--serve/--no-serve", help="Serve the API and dashboard.")] = None,
+    port: Annotated[int | None, typer.Option(help="API port [default: 8000; 0 picks a free one].")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
-    """Run source, stream, delivery and ETL together until Ctrl-C or --duration."""
+    """Run source, stream, delivery, ETL and the API together until Ctrl-C or --duration."""
     settings = _settings(
         config,
+        serve=serve,
+        api=None if port is None else {"port": port},
         data_dir=data_dir,
         source=source,
         coinbase_url=coinbase_url,
@@ -90,18 +95,27 @@ def run(
     stop = threading.Event()
     _on_signals(stop)
 
-    def started(url: str) -> None:
-        err.print(
+    def started(report) -> None:
+        lines = [
             f"[green]coinlake is running[/]: {', '.join(settings.symbols)} every {settings.interval:g}s "
-            f"from {url}\n  stream  {settings.stream_path}\n  landing {settings.landing}\n"
-            f"  lake    {settings.lake}\n  Ctrl-C stops it cleanly.",
-            highlight=False,
-        )
+            f"from {report.source_url}",
+            f"  stream    {settings.stream_path}",
+            f"  landing   {settings.landing}",
+            f"  lake      {settings.lake}",
+        ]
+        if report.api_url:
+            lines.append(f"  API       {report.api_url}/docs   dashboard {report.api_url}/")
+        if report.demo_key:
+            lines.append(f"  demo key  {report.demo_key}  (read-only demo plan; the dashboard uses it)")
+        lines.append("  Ctrl-C stops it cleanly.")
+        err.print("\n".join(lines), highlight=False)
 
     with Pipeline(settings) as pipeline:
         try:
             report = pipeline.run(stop, on_started=started)
         except SourceUnreachable as exc:
+            raise _fail(str(exc)) from None
+        except OSError as exc:
             raise _fail(str(exc)) from None
     written = sum(r.written for r in report.etl_passes)
     err.print(
@@ -150,6 +164,32 @@ def simulator(
         serve(host, port, seed=seed, faults=plan)
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    config: Config = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Give the dashboard a read-only demo key (never on a public host).")
+    ] = False,
+) -> None:
+    """Serve the REST API and the dashboard over the lake (without running the pipeline)."""
+    api = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = _settings(config, data_dir=data_dir, api=api or None)
+    _logging(False)
+    import uvicorn
+
+    from coinlake.api.app import create_app
+
+    app_ = create_app(settings, demo=demo)
+    url = f"http://{settings.api.host}:{settings.api.port}"
+    err.print(f"coinlake API on {url}/docs, dashboard on {url}/", highlight=False)
+    if app_.state.demo_key:
+        err.print(f"demo key: {app_.state.demo_key}", highlight=False)
+    uvicorn.run(app_, host=settings.api.host, port=settings.api.port, log_level="warning")
 
 
 @app.command()
@@ -210,6 +250,32 @@ def status(
         sys.stdout.write(json.dumps(snapshot, indent=2, default=str) + "\n")
     else:
         render.status(snapshot, out)
+
+
+app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
+alerts_app = typer.Typer(help="Notifications: price alerts and new landing files.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    data_dir: DataDir = None,
+    config: Config = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
+    kind: Annotated[str | None, typer.Option(help="threshold_crossed or file_landed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show recent notifications and how each channel delivered them."""
+    settings = _settings(config, data_dir=data_dir)
+    from coinlake import render
+    from coinlake.pipeline import Pipeline
+
+    with Pipeline(settings) as pipeline:
+        rows = pipeline.recent_alerts(limit, kind)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+    else:
+        render.alerts(rows, out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,8 @@ class RunReport:
     stopped_at: float = 0.0
     etl_passes: list[EtlResult] = field(default_factory=list)
     source_url: str = ""
+    api_url: str | None = None
+    demo_key: str | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -47,6 +49,7 @@ class Pipeline:
         self.stream = StreamLog(settings.stream_path, retention_hours=settings.stream_retention_hours)
         self.landing = Storage(settings.landing)
         self.lake = Storage(settings.lake)
+        self.rollups = Storage(settings.rollups)
 
     def close(self) -> None:
         self.stream.close()
@@ -65,6 +68,7 @@ class Pipeline:
             self.lake,
             self.state,
             self.dead_letters,
+            rollups=self.rollups,
             lock_path=self.settings.data_dir / "etl.lock",
         )
 
@@ -90,14 +94,30 @@ class Pipeline:
             yield server.url
 
     # ------------------------------------------------------------------ run
-    def run(self, stop: threading.Event, *, on_started: Callable[[str], None] | None = None) -> RunReport:
+    @contextlib.contextmanager
+    def api_server(self) -> Iterator[tuple[str | None, str | None]]:
+        """The API and dashboard in a background thread when `settings.serve`: (url, demo key)."""
+        if not self.settings.serve:
+            yield None, None
+            return
+        from coinlake.api.app import create_app
+        from coinlake.serving import BackgroundServer
+
+        s = self.settings
+        app = create_app(s, demo=s.source == "simulated", recent_alerts=self.recent_alerts)
+        try:
+            with BackgroundServer(app, s.api.host, s.api.port, lifespan="on") as server:
+                yield server.url, app.state.demo_key
+        finally:
+            app.state.close()
+
+    def run(self, stop: threading.Event, *, on_started: Callable[[RunReport], None] | None = None) -> RunReport:
         """Run every stage until `stop` is set or `settings.duration` has passed.
 
         Raises `SourceUnreachable` before starting anything if the source cannot be
-        reached at all.
+        reached at all, and OSError if the API's port is taken.
         """
         from coinlake.sources.coinbase import CoinbaseClient
-        from coinlake.sources.poller import Poller
 
         s = self.settings
         report = RunReport(started_at=time.time())
@@ -107,38 +127,55 @@ class Pipeline:
         ):
             client.probe(s.symbols[0])
             report.source_url = url
-            poller = Poller(
-                client,
-                s.symbols,
-                s.interval,
-                self.stream_sink,
-                self.dead_letters,
-                self.state,
-            )
-            delivery = self.delivery()
-            stop_poll, stop_delivery, stop_etl = threading.Event(), threading.Event(), threading.Event()
-            failed = threading.Event()
-            threads = [
-                _worker("poller", poller.run, stop_poll, failed, report),
-                _worker("delivery", delivery.run, stop_delivery, failed, report),
-                _worker("etl", lambda ev: self._etl_loop(ev, report), stop_etl, failed, report),
-            ]
-            for t in threads:
-                t.start()
-            if on_started:
-                on_started(url)
-            deadline = None if s.duration is None else time.monotonic() + s.duration
-            while not (stop.is_set() or failed.is_set()):
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-            # Orderly shutdown: no new records, flush what is buffered, one last ETL pass.
-            log.info("stopping: flushing the stream to the landing zone and the landing zone to the lake")
-            for ev, t in zip((stop_poll, stop_delivery, stop_etl), threads, strict=True):
-                ev.set()
-                t.join()
+            with self.api_server() as (report.api_url, report.demo_key):
+                self._run_workers(client, stop, report, on_started)
         report.stopped_at = time.time()
         return report
+
+    def _run_workers(self, client, stop: threading.Event, report: RunReport, on_started) -> None:
+        from coinlake.sources.poller import Poller
+
+        s = self.settings
+        poller = Poller(client, s.symbols, s.interval, self.stream_sink, self.dead_letters, self.state)
+        stops = {name: threading.Event() for name in ("poller", "delivery", "etl")}
+        failed = threading.Event()
+        threads = [
+            _worker("poller", poller.run, stops["poller"], failed, report),
+            _worker("delivery", self.delivery().run, stops["delivery"], failed, report),
+            _worker("etl", lambda ev: self._etl_loop(ev, report), stops["etl"], failed, report),
+        ]
+        alerts = self.alert_worker() if s.alerts.enabled else None
+        if alerts is not None:  # last: stopped after delivery's final flush, so it announces the last file
+            stops["alerts"] = threading.Event()
+            threads.append(_worker("alerts", alerts.run, stops["alerts"], failed, report))
+        for t in threads:
+            t.start()
+        if on_started:
+            on_started(report)
+        deadline = None if s.duration is None else time.monotonic() + s.duration
+        while not (stop.is_set() or failed.is_set()):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+        # Orderly shutdown, in pipeline order: no new records, flush the buffer, a last ETL pass.
+        log.info("stopping: flushing the stream to the landing zone and the landing zone to the lake")
+        for event, thread in zip(stops.values(), threads, strict=True):
+            event.set()
+            thread.join()
+        if alerts is not None:
+            alerts.dispatcher.close()
+
+    def alert_worker(self):
+        from coinlake.alerts import AlertWorker, Dispatcher, build_channels
+
+        a = self.settings.alerts
+        dispatcher = Dispatcher.from_settings(a, self.state, build_channels(a))
+        return AlertWorker(self.stream, self.landing, a, self.state, dispatcher)
+
+    def recent_alerts(self, limit: int = 50, kind: str | None = None) -> list[dict]:
+        from coinlake.alerts import Dispatcher
+
+        return Dispatcher({}, self.state).recent(limit, kind)
 
     def stream_sink(self, records) -> list[int]:
         """The poller's sink: returns once the records are durable in the stream."""

@@ -75,3 +75,18 @@ def status(s: dict[str, Any], console: Console) -> None:
     counters = s.get("counters") or {}
     if counters:
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), style="dim")
+
+
+def alerts(rows: list[dict[str, Any]], console: Console) -> None:
+    if not rows:
+        console.print("no notifications yet", style="dim")
+        return
+    t = Table(show_edge=False, header_style="bold")
+    for name in ("created_at", "kind", "subject", "deliveries"):
+        t.add_column(name)
+    for r in rows:
+        channels = ", ".join(
+            f"{k}: {v.get('status') if isinstance(v, dict) else v}" for k, v in r["deliveries"].items()
+        )
+        t.add_row(r["created_at"], r["kind"], r["subject"], channels)
+    console.print(t)

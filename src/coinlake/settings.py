@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from coinlake.alerts.config import AlertSettings
+from coinlake.api.plans import ApiSettings
 from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"
@@ -32,12 +34,17 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COINLAKE_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="COINLAKE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
 
     # --- where things go
     data_dir: Path = Field(Path("coinlake-data"), description="Root of the local stream, landing, lake, state.")
     landing_uri: str | None = Field(None, description="Landing zone: a folder or s3:// URI (default DATA_DIR/landing).")
     lake_uri: str | None = Field(None, description="The Parquet lake: a folder or s3:// URI (default DATA_DIR/lake).")
+    rollup_uri: str | None = Field(
+        None, description="Hourly-candle rollups: a folder or s3:// URI (default: `rollups` beside the lake)."
+    )
 
     # --- source
     source: Literal["coinbase", "simulated"] = Field("coinbase", description="Live Coinbase or the simulator.")
@@ -66,6 +73,11 @@ class Settings(BaseSettings):
 
     # --- ETL
     etl_interval: float = Field(60.0, ge=0, description="Seconds between ETL passes inside `run` (0: every loop).")
+
+    # --- API and alerts (nested: `[api]` / `[alerts]` in TOML, `COINLAKE_API__PORT=9000` in env)
+    serve: bool = Field(True, description="Serve the API and dashboard inside `coinlake run`.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="REST API: host, port, usage plans.")
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert rules and channels.")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -97,6 +109,16 @@ class Settings(BaseSettings):
     @property
     def lake(self) -> str:
         return self.lake_uri or str(self.data_dir / "lake")
+
+    @property
+    def rollups(self) -> str:
+        from coinlake.etl.rollup import rollup_uri_for
+
+        return self.rollup_uri or rollup_uri_for(self.lake)
+
+    @property
+    def api_db_path(self) -> Path:
+        return self.data_dir / "api.db"
 
     @property
     def stream_path(self) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from coinlake.deadletter import DeadLetters
-from coinlake.etl import writer
+from coinlake.etl import rollup, writer
 from coinlake.etl.lock import EtlLock
 from coinlake.etl.parse import BadLine, Rows, parse_into
 from coinlake.etl.transform import split_partitions, to_table
@@ -76,9 +76,13 @@ def run_etl(
     lock_path: Path,
     max_batch_records: int = 500_000,
     lock_timeout: float | None = None,
+    rollups: Storage | None = None,
 ) -> EtlResult:
     """One incremental pass. Waits for a concurrent pass to finish (`lock_timeout=None`),
     or raises `EtlBusy` if the lock is not free within `lock_timeout` seconds.
+
+    With `rollups`, the hourly-candle rollup (`etl.rollup`) of every partition a batch
+    covers is refreshed after the batch is merged and before it is bookmarked.
     """
     if max_batch_records < 1:
         raise ValueError("max_batch_records must be at least 1")
@@ -90,6 +94,8 @@ def run_etl(
         rejects = _Rejects(state, dead_letters)
         for files, count, table in _batches(landing, pending_files(landing, state), rejects, max_batch_records):
             written, touched = _load(lake, table)
+            if rollups is not None:  # before the bookmark: a pass that dies here redoes both
+                rollup.refresh_rollups(lake, rollups, rollup.partitions_of(table))
             state.mark(BOOKMARK_NAMESPACE, [(f.key, str(f.size)) for f in files])
             batch = {
                 "files": len(files),

@@ -82,7 +82,10 @@ class LakeQuery:
         sandbox: bool = True,
         threads: int | None = None,
         memory_limit: str | None = None,
+        view: bool = True,
     ):
+        """`view=False` skips the `spot_prices` view (it globs the whole lake: seconds on a
+        year of hourly files) for callers that name their files themselves."""
         self.lake = lake
         self._lock = threading.RLock()
         self._con = duckdb.connect(":memory:")
@@ -100,7 +103,8 @@ class LakeQuery:
                 self._con.execute(f"SET allowed_directories = [{_literal(lake.url().rstrip('/') + '/')}]")
                 self._con.execute("SET enable_external_access = false")
                 self._con.execute("SET lock_configuration = true")
-            self.refresh()
+            if view:
+                self.refresh()
         except BaseException:
             self._con.close()
             raise

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from coinlake.sources.server import BackgroundServer
+from coinlake.serving import BackgroundServer
 
 log = logging.getLogger(__name__)
 

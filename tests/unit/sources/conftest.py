@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from coinlake.deadletter import DeadLetters
+from coinlake.serving import BackgroundServer
 from coinlake.sources.coinbase import CoinbaseClient
-from coinlake.sources.server import BackgroundServer
 from coinlake.sources.simulator import SimulatorServer
 from coinlake.state import StateStore
 

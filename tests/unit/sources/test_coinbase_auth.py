@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from coinlake.serving import BackgroundServer
 from coinlake.settings import Settings
 from coinlake.sources.auth import CoinbaseAuth
 from coinlake.sources.coinbase import CoinbaseClient, Quote, Rejected
-from coinlake.sources.server import BackgroundServer
 
 KEY, SECRET = "test-key", "s3cr3t-never-logged"
 

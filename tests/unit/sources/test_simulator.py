@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from coinlake.sources.server import BackgroundServer
+from coinlake.serving import BackgroundServer
 from coinlake.sources.simulator import (
     ASSETS,
     FIAT,

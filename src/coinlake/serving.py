@@ -13,8 +13,9 @@ import uvicorn
 class BackgroundServer:
     """Any ASGI app on uvicorn in a daemon thread (port 0: a free port, bound up front)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: str = "off"):
         self.app = app
+        self.lifespan = lifespan
         self.host = host
         self.port = port
         self._server: uvicorn.Server | None = None
@@ -39,7 +40,7 @@ class BackgroundServer:
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+            self.app, log_level="warning", access_log=False, lifespan=self.lifespan, timeout_graceful_shutdown=1
         )
         self._server = server = uvicorn.Server(config)
 

@@ -1,0 +1,180 @@
+"""`coinlake keys …`: create, list and revoke API keys; show the usage plans.
+
+Mounted by the main CLI with `app.add_typer(keys_app, name="keys")`. Keys live in
+DATA_DIR/api.db; a running server sees a created or revoked key within about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coinlake.api.guard import QuotaStore, api_db_path, quota_period
+from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
+from coinlake.api.plans import DEFAULT_PLANS, UsagePlan
+from coinlake.settings import Settings, SettingsError, load_settings
+
+keys_app = typer.Typer(
+    help="API keys for the REST API (sent in the x-api-key header) and their usage plans.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [default: ./coinlake-data].")]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings file [default: ./coinlake.toml or $COINLAKE_CONFIG]."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+    try:
+        return load_settings(config, data_dir=data_dir)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def plans_of(settings: Settings) -> Mapping[str, UsagePlan]:
+    """The configured usage plans (`settings.api.plans`), or the built-in ones."""
+    api = getattr(settings, "api", None)
+    return api.plans if api is not None else DEFAULT_PLANS
+
+
+def _store(settings: Settings) -> KeyStore:
+    return KeyStore(api_db_path(settings.data_dir), plans_of(settings))
+
+
+def describe(plan: UsagePlan) -> str:
+    quota = f"{plan.quota_limit:,} requests per {plan.quota_period}" if plan.quota_limit else "no quota"
+    return f"{plan.rate_limit:,g} req/s, bursts of {plan.burst_limit:,}, {quota}"
+
+
+@keys_app.command()
+def create(
+    name: Annotated[str, typer.Option("--name", help="A unique name for the key's holder, e.g. dashboard.")],
+    plan: Annotated[str, typer.Option("--plan", help="Usage plan (see `coinlake keys plans`).")] = "default",
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Create a key. It is printed once, alone on the last line; only its hash is stored."""
+    settings = _settings(config, data_dir)
+    plans = plans_of(settings)
+    try:
+        with _store(settings) as store:
+            info, plaintext = store.create(name, plan)
+    except KeyStoreError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"Created API key {info.id} {info.name!r} on plan {info.plan} ({describe(plans[info.plan])}).")
+    typer.echo("Send it in the x-api-key header. Copy it now: it is not stored and cannot be shown again.")
+    typer.echo(plaintext)
+
+
+@keys_app.command("list")
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array instead of a table.")] = False,
+    active: Annotated[bool, typer.Option("--active", help="Only keys that are not revoked.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """List keys: id, name, plan, the key's first characters, dates, and today's usage. No secrets."""
+    settings = _settings(config, data_dir)
+    plans = plans_of(settings)
+    path = api_db_path(settings.data_dir)
+    with KeyStore(path, plans) as store:
+        keys = store.list(include_revoked=not active)
+    usage = _usage(path, keys, plans)
+    if as_json:
+        rows = [{**k.to_json(), "quota_used": usage.get(k.id)} for k in keys]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not keys:
+        err.print("no API keys yet: coinlake keys create --name NAME [--plan PLAN]")
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("ID", "NAME", "PLAN", "KEY", "CREATED (UTC)", "LAST USED", "QUOTA USED", "STATUS"):
+        table.add_column(col, no_wrap=col in ("ID", "KEY"))
+    for k in keys:
+        used = usage.get(k.id)
+        table.add_row(
+            k.id,
+            k.name,
+            k.plan,
+            k.prefix + "…",
+            _when(k.created_at),
+            _when(k.last_used_at) or "never",
+            "" if used is None else f"{used:,}",
+            "active" if k.active else f"revoked {_when(k.revoked_at)}",
+        )
+    _print_table(table)
+
+
+@keys_app.command()
+def revoke(
+    id_or_name: Annotated[str, typer.Argument(help="The key's id (k_…) or the name of an active key.")],
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Revoke a key: running servers refuse it (403) within about a second."""
+    settings = _settings(config, data_dir)
+    try:
+        with _store(settings) as store:
+            info = store.revoke(id_or_name)
+    except KeyStoreError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"Revoked API key {info.id} {info.name!r}; servers refuse it within about a second.")
+
+
+@keys_app.command("plans")
+def show_plans(data_dir: DataDir = None, config: Config = None) -> None:
+    """Show the usage plans a key can get (built-in ones and [api.plans.*] from settings)."""
+    settings = _settings(config, data_dir)
+    table = Table(box=None, pad_edge=False)
+    for col in ("PLAN", "RATE/S", "BURST", "QUOTA", "PERIOD", "DESCRIPTION"):
+        table.add_column(col)
+    for name, p in sorted(plans_of(settings).items()):
+        quota = f"{p.quota_limit:,}" if p.quota_limit else "none"
+        table.add_row(name, f"{p.rate_limit:,g}", f"{p.burst_limit:,}", quota, p.quota_period, p.description)
+    _print_table(table)
+
+
+def _print_table(table: Table) -> None:
+    """Rows stay on one line even when stdout is not a terminal (rich assumes 80 columns)."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(out, out.options.update(width=10_000), table).maximum
+    console = out if out.is_terminal or needed <= out.width else Console(highlight=False, width=needed)
+    console.print(table, markup=False)
+
+
+def _usage(path: Path, keys: list[KeyInfo], plans: Mapping[str, UsagePlan]) -> dict[str, int]:
+    """Each active key's count in its plan's current quota period (as last flushed)."""
+    store = QuotaStore(path)
+    try:
+        now = time.time()
+        out: dict[str, int] = {}
+        for k in keys:
+            plan = plans.get(k.plan)
+            if k.active and plan is not None and plan.quota_limit is not None:
+                out[k.id] = store.get(k.id, quota_period(plan.quota_period, now)[0])
+        return out
+    finally:
+        store.close()
+
+
+def _when(t: Any) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if t else ""

@@ -1,0 +1,430 @@
+"""The query catalogue: every question the API asks, answered with parameterised SQL only.
+
+Pure core (no HTTP): `Catalogue(engine, tail=...)` returns typed results and raises
+`BadRequest` (a `ValueError` with a stable `code`) for anything the caller got wrong:
+
+| code              | when                                                       | HTTP |
+|-------------------|------------------------------------------------------------|------|
+| `unknown_crypto`  | a crypto that is neither in the lake nor in the stream     | 404  |
+| `bad_currency`    | a currency that is not a code like USD                     | 400  |
+| `bad_interval`    | an interval outside 1m, 5m, 15m, 1h, 4h, 1d                | 400  |
+| `bad_range`       | start >= end, or a time/date that does not parse           | 400  |
+| `range_too_large` | a range longer than the limit for that question/interval   | 400  |
+| `bad_cursor`      | a cursor that was not issued for this query                | 400  |
+| `bad_limit`       | a page size outside 1..max_page                            | 400  |
+
+How each question is read (see `sql.py` for the statements):
+
+- latest: the stream tail (`tail.StreamTail`, fresh within ~50 ms of `put_records`)
+  merged with the lake's newest hour partition per crypto (cached `lake_ttl` seconds).
+- candles 1h/4h/1d, stats, max_price: the hourly rollup for the whole hours of the range
+  and the raw partitions of the partial hours at its edges, merged exactly (without
+  rollups: raw partitions only). Candles 1m/5m/15m: raw partitions of the range.
+- prices: raw partitions, walked in growing windows from the cursor on, so a page reads
+  only the hours it needs.
+
+Times are UTC; a naive datetime is taken as UTC. Ranges are half-open [start, end).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
+
+from coinlake.contract import utc_now
+from coinlake.query import sql
+from coinlake.query.engines import Engine, Scope
+from coinlake.query.params import (
+    DAY,
+    DEFAULT_CANDLE_RANGES,
+    DEFAULT_CANDLE_SPANS,
+    INTERVALS,
+    RAW_INTERVALS,
+    Limits,
+    as_utc,
+    decode_cursor,
+    encode_cursor,
+    parse_day,
+    parse_instant,
+)
+from coinlake.query.partitions import HOUR, ceil_hour, floor_hour
+from coinlake.query.results import (
+    STATUS,
+    BadRequest,
+    Candle,
+    CryptoInfo,
+    Latest,
+    MaxPrice,
+    Page,
+    Partial,
+    PricePoint,
+    Stats,
+    engine_time,
+)
+from coinlake.query.tail import StreamTail
+
+__all__ = [
+    "DEFAULT_CANDLE_RANGES", "DEFAULT_CANDLE_SPANS", "INTERVALS", "STATUS", "BadRequest", "Candle", "Catalogue",
+    "CryptoInfo", "Latest", "Limits", "MaxPrice", "Page", "PricePoint", "Stats", "decode_cursor", "encode_cursor",
+    "parse_day", "parse_instant",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the catalogue
+
+
+class Catalogue:
+    """The API's questions over one engine (and, for `latest`, the stream tail).
+
+    Thread-safe; `latest` is cheap enough to call inline from an async handler (µs), the
+    other questions run DuckDB queries (ms) and belong in a worker thread.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tail: StreamTail | None = None,
+        limits: Limits | None = None,
+        lake_ttl: float = 2.0,
+        inventory_ttl: float = 5.0,
+        background: bool = True,
+        now: Callable[[], dt.datetime] = utc_now,
+    ):
+        self.engine = engine
+        self.tail = tail
+        self.limits = limits or Limits()
+        self._now = now
+        self._lake_latest = _Cached(self._read_lake_latest, lake_ttl, background)
+        self._inventory = _Cached(self._read_inventory, inventory_ttl, background)
+
+    def warm(self) -> None:
+        """Read the stream tail and fill the caches now (call it at start-up), so the first
+        requests do not pay for them."""
+        if self.tail is not None:
+            self.tail.refresh(force=True)
+        self._lake_latest.get()
+        self._inventory.get()
+
+    def close(self) -> None:
+        self.engine.close()
+        if self.tail is not None:
+            self.tail.close()
+
+    # ------------------------------------------------------------------ latest
+    def latest(self, cryptos: Iterable[str] | None = None, currency: str | None = "USD") -> list[Latest]:
+        """Latest price per (crypto, currency): the newer of the stream tail's and the lake's.
+        `cryptos=None`: all (a string is split on commas); `currency=None`: every currency."""
+        if isinstance(cryptos, str):
+            cryptos = [c for c in cryptos.split(",") if c.strip()]
+        cur = None if currency is None else self._currency(currency)
+        tail = self.tail.latest() if self.tail is not None else {}
+        lake = self._lake_latest.get()
+        known = set(self.engine.index.cryptos()) | {k[0] for k in tail} | {k[0] for k in lake}
+        wanted = None if cryptos is None else list(dict.fromkeys(self._crypto(c, known) for c in cryptos))
+        now = self._now()
+        out = []
+        for key in sorted(set(tail) | set(lake)):
+            if (wanted is not None and key[0] not in wanted) or (cur is not None and key[1] != cur):
+                continue
+            t, lk = tail.get(key), lake.get(key)
+            if t is not None and (lk is None or t.timestamp >= lk[1]):
+                price, at, source = t.price, t.timestamp, "stream"
+            else:
+                assert lk is not None
+                price, at, source = lk[0], lk[1], "lake"
+            age = max(0.0, (now - at).total_seconds())
+            out.append(Latest(key[0], key[1], _trim(price), at, age, source))  # type: ignore[arg-type]
+        if wanted is not None:
+            order = {c: i for i, c in enumerate(wanted)}
+            out.sort(key=lambda x: (order[x.crypto], x.currency))
+        return out
+
+    def _read_lake_latest(self) -> dict[tuple[str, str], tuple[Decimal, dt.datetime]]:
+        stmt = sql.statement("latest", self.engine.dialect)
+        out = {}
+        for crypto in self.engine.index.cryptos():
+            hour = self.engine.index.newest_hour(crypto)
+            if hour is None:
+                continue
+            values = {"crypto": crypto, "start": hour, "end": hour + HOUR}
+            for currency, price, at in self.engine.fetch(stmt, values, Scope(crypto, hour, hour + HOUR)):
+                out[(crypto, currency)] = (price, engine_time(at))
+        return out
+
+    # ------------------------------------------------------------------ prices
+    def prices(
+        self,
+        crypto: str,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        currency: str = "USD",
+    ) -> Page:
+        """Raw points in [start, end), ordered by (timestamp, event_id), `limit` per page;
+        pass `next_cursor` back (with the same crypto, currency and range) for the next."""
+        crypto, currency = self._crypto(crypto), self._currency(currency)
+        start, end = self._range(start, end, self.limits.prices_span, self.limits.prices_range)
+        limit = self.limits.default_page if limit is None else limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.limits.max_page:
+            raise BadRequest("bad_limit", f"limit must be between 1 and {self.limits.max_page}")
+        after_ts, after_id = start, ""
+        if cursor is not None:
+            after_ts, after_id = decode_cursor(cursor, crypto, currency)
+            if not start <= after_ts < end:
+                raise BadRequest("bad_cursor", "the cursor is outside the requested range")
+        rows = self._walk(crypto, currency, start, end, after_ts, after_id, limit + 1)
+        items = [PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(items[-1].timestamp, items[-1].event_id, crypto, currency) if more else None
+        return Page(items, next_cursor)
+
+    def _walk(self, crypto, currency, start, end, after_ts, after_id, need: int) -> list[tuple]:
+        """Rows after (after_ts, after_id), in order, at most `need`, reading windows of
+        hours that grow until enough rows are found (DuckDB) or the whole range (Athena)."""
+        window = self.engine.page_window
+        if self.engine.dialect == sql.ATHENA:
+            stmt = sql.statement("page", sql.ATHENA, fetch=sql.athena_fetch_size(need))
+        else:
+            stmt = sql.statement("page", self.engine.dialect)
+        out: list[tuple] = []
+        lo = floor_hour(after_ts)
+        while len(out) < need and lo < end:
+            hi = end if window is None else min(end, lo + window)
+            values = {
+                "crypto": crypto,
+                "currency": currency,
+                "start": start,
+                "end": hi,
+                "after_ts": after_ts,
+                "after_id": after_id,
+                "limit": need - len(out),
+            }
+            got = self.engine.fetch(stmt, values, Scope(crypto, max(start, lo), hi))
+            out.extend(got[: need - len(out)])
+            if window is not None:
+                hours = (hi - lo) / HOUR
+                grow = hours * 2 if not got else hours * (need - len(out)) / len(got) * 1.25
+                window = min(self.limits.max_page_window, max(window * 2, HOUR * int(grow + 1)))
+            lo = hi
+        return out
+
+    # ------------------------------------------------------------------ candles and stats
+    def candles(
+        self,
+        crypto: str,
+        interval: str,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        *,
+        currency: str = "USD",
+    ) -> list[Candle]:
+        """OHLC candles of `interval` (buckets aligned in UTC) over the points in [start, end);
+        only buckets with points, in time order."""
+        if interval not in sql.INTERVALS:
+            raise BadRequest("bad_interval", f"interval must be one of {', '.join(INTERVALS)}")
+        crypto, currency = self._crypto(crypto), self._currency(currency)
+        limits = self.limits
+        start, end = self._range(start, end, limits.candle_spans[interval], limits.candle_ranges[interval])
+        parts = self._partials(crypto, currency, start, end, interval)
+        return [
+            Candle(p.bucket, _trim(p.open), _trim(p.high), _trim(p.low), _trim(p.close), p.count)
+            for p in (parts[b] for b in sorted(parts))
+        ]
+
+    def stats(
+        self,
+        crypto: str,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        *,
+        currency: str = "USD",
+    ) -> Stats:
+        """First, last, min, max, mean, change % and count of the points in [start, end)."""
+        crypto, currency = self._crypto(crypto), self._currency(currency)
+        start, end = self._range(start, end, self.limits.stats_span, self.limits.stats_range)
+        p = _one(self._partials(crypto, currency, start, end, sql.ALL))
+        if p is None:
+            return Stats(crypto, currency, start, end, 0)
+        with localcontext() as ctx:
+            ctx.prec = 60
+            mean = (p.sum / p.count).quantize(_Q12, ROUND_HALF_EVEN)
+            change = ((p.close - p.open) / p.open * 100).quantize(_Q6, ROUND_HALF_EVEN)
+        return Stats(
+            crypto, currency, start, end, p.count,
+            first=_trim(p.open), last=_trim(p.close), min=_trim(p.low), max=_trim(p.high),
+            mean=_trim(mean), change_pct=_trim(change),
+            first_at=p.first_at, last_at=p.last_at, min_at=p.low_at, max_at=p.high_at,
+        )  # fmt: skip
+
+    def max_price(
+        self, coin: str, start_date: dt.date | str, end_date: dt.date | str, *, currency: str = "USD"
+    ) -> MaxPrice | None:
+        """The seed's question: the highest price from `start_date` to `end_date` (both whole
+        days, UTC, inclusive) and when it was first seen; None if there is no price."""
+        first, last = parse_day(start_date, "start_date"), parse_day(end_date, "end_date")
+        if last < first:
+            raise BadRequest("bad_range", "end_date is before start_date")
+        start = dt.datetime.combine(first, dt.time(), dt.UTC)
+        end = dt.datetime.combine(last, dt.time(), dt.UTC) + DAY
+        crypto, currency = self._crypto(coin), self._currency(currency)
+        if end - start > self.limits.stats_range:
+            raise BadRequest("range_too_large", f"the range may span at most {self.limits.stats_range.days} days")
+        p = _one(self._partials(crypto, currency, start, end, sql.ALL))
+        return None if p is None else MaxPrice(p.high_at, _trim(p.high))
+
+    def _partials(
+        self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str
+    ) -> dict[dt.datetime, Partial]:
+        """Partial aggregates per bucket of the points in [start, end): whole hours from the
+        rollup, the partial hours at the edges (or everything) from raw partitions."""
+        merged: dict[dt.datetime, Partial] = {}
+        for source, lo, hi in self._plan(start, end, interval):
+            stmt = sql.statement(f"partials_{source}", self.engine.dialect, interval)
+            values = {"crypto": crypto, "currency": currency, "start": lo, "end": hi}
+            for row in self.engine.fetch(stmt, values, Scope(crypto, lo, hi)):
+                p = Partial.from_row(row)
+                seen = merged.get(p.bucket)
+                merged[p.bucket] = p if seen is None else seen.merge(p)
+        return merged
+
+    def _plan(self, start: dt.datetime, end: dt.datetime, interval: str) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        if interval in RAW_INTERVALS or not self.engine.has_rollups:
+            return [(sql.RAW, start, end)]
+        h0, h1 = ceil_hour(start), floor_hour(end)
+        if h0 >= h1:
+            return [(sql.RAW, start, end)]
+        plan = [(sql.ROLLUP, h0, h1)]
+        if start < h0:
+            plan.insert(0, (sql.RAW, start, h0))
+        if h1 < end:
+            plan.append((sql.RAW, h1, end))
+        return plan
+
+    # ------------------------------------------------------------------ inventory
+    def cryptos(self) -> list[CryptoInfo]:
+        """What the lake holds: per crypto its currencies, first and last time, and rows."""
+        return self._inventory.get()
+
+    def _read_inventory(self) -> list[CryptoInfo]:
+        rollups = self.engine.has_rollups
+        stmt = sql.statement("inventory_rollup" if rollups else "inventory_raw", self.engine.dialect)
+        out = []
+        for crypto in self.engine.index.cryptos():
+            rows = self.engine.fetch(stmt, {"crypto": crypto}, Scope(crypto))
+            if rows:
+                out.append(
+                    CryptoInfo(
+                        crypto,
+                        [r[0] for r in rows],
+                        min(engine_time(r[1]) for r in rows),
+                        max(engine_time(r[2]) for r in rows),
+                        sum(int(r[3]) for r in rows),
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ validation
+    def _crypto(self, value: Any, known: set[str] | None = None) -> str:
+        code = value.strip().upper() if isinstance(value, str) else ""
+        if not _CODE.fullmatch(code):
+            raise BadRequest("unknown_crypto", f"not a crypto code: {str(value)[:40]!r}")
+        if known is None:
+            known = set(self.engine.index.cryptos())
+            if code not in known and self.tail is not None:
+                known |= {k[0] for k in self.tail.latest()}
+        if code not in known:
+            raise BadRequest("unknown_crypto", f"no prices for {code}")
+        return code
+
+    @staticmethod
+    def _currency(value: Any) -> str:
+        code = value.strip().upper() if isinstance(value, str) else ""
+        if not _CODE.fullmatch(code):
+            raise BadRequest("bad_currency", f"not a currency code: {str(value)[:40]!r}")
+        return code
+
+    def _range(
+        self, start: dt.datetime | None, end: dt.datetime | None, span: dt.timedelta, largest: dt.timedelta
+    ) -> tuple[dt.datetime, dt.datetime]:
+        end = self._now() if end is None else as_utc(end)
+        try:
+            start = end - min(span, largest) if start is None else as_utc(start)
+        except OverflowError:
+            raise BadRequest("bad_range", "the range is out of bounds") from None
+        if start >= end:
+            raise BadRequest("bad_range", "start must be before end")
+        if end - start > largest:
+            raise BadRequest("range_too_large", f"the range may span at most {_human(largest)}")
+        return start, end
+
+
+# ---------------------------------------------------------------------------- helpers
+
+_CODE = re.compile(r"[A-Z0-9]{1,12}")
+_Q12 = Decimal(1).scaleb(-12)
+_Q6 = Decimal(1).scaleb(-6)
+_ONE = Decimal(1)
+
+
+def _trim(d: Decimal) -> Decimal:
+    """`91234.560000000000` -> `91234.56`, `91000.000000000000` -> `91000` (same value, no exponent)."""
+    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()
+
+
+def _one(parts: dict[dt.datetime, Partial]) -> Partial | None:
+    return next(iter(parts.values()), None)
+
+
+def _human(span: dt.timedelta) -> str:
+    return f"{span.days} days" if span >= DAY else f"{int(span.total_seconds() // 3600)} hours"
+
+
+class _Cached:
+    """A value recomputed at most every `ttl` seconds. With `background`, a stale value is
+    served while one thread recomputes it (so a slow refresh never delays a request);
+    the first computation is always synchronous."""
+
+    _EMPTY = object()
+
+    def __init__(self, compute: Callable[[], Any], ttl: float, background: bool):
+        self.compute = compute
+        self.ttl = ttl
+        self.background = background
+        self._value: Any = self._EMPTY
+        self._at = 0.0
+        self._lock = threading.Lock()
+        self._running = False
+
+    def get(self) -> Any:
+        if self._value is not self._EMPTY and time.monotonic() - self._at < self.ttl:
+            return self._value
+        if self._value is self._EMPTY or not self.background:
+            with self._lock:
+                if self._value is self._EMPTY or time.monotonic() - self._at >= self.ttl:
+                    self._store(self.compute())
+            return self._value
+        with self._lock:
+            start = not self._running
+            self._running = True
+        if start:
+            threading.Thread(target=self._refresh, name="coinlake-catalogue-refresh", daemon=True).start()
+        return self._value
+
+    def _refresh(self) -> None:
+        try:
+            self._store(self.compute())
+        except Exception:  # keep serving the last value; the next call retries
+            self._at = time.monotonic() - self.ttl
+        finally:
+            self._running = False
+
+    def _store(self, value: Any) -> None:
+        self._value, self._at = value, time.monotonic()

@@ -1,0 +1,137 @@
+"""Query engines behind the catalogue: one protocol, DuckDB now, Athena later.
+
+An engine runs a compiled `sql.Statement` (its own dialect) over a `Scope` (a crypto and
+a time range) and returns plain Python rows: `Decimal` for prices and sums, `int` for
+counts, aware UTC `datetime` for times, `str` for the rest. The scope tells the engine
+which partitions the statement may read: DuckDB turns it into the list of existing
+partition files (`partitions.LakeIndex`), passed as a parameter to `read_parquet`.
+
+An Athena engine (boto3) fits the same protocol:
+
+    class AthenaEngine:
+        dialect = sql.ATHENA
+        page_window = None                      # one query per page, Athena prunes by itself
+        def __init__(self, lake, rollups, ...): self.index = LakeIndex(lake, rollups); self.has_rollups = ...
+        def fetch(self, stmt, values, scope):
+            params = stmt.bind({**values, **sql.prune_values(scope.start, scope.end)})
+            run start_query_execution(QueryString=stmt.sql,
+                                      ExecutionParameters=[sql.athena_parameter(p) for p in params], ...)
+            and convert the result strings to Decimal / int / UTC datetime by column.
+
+The catalogue gives Athena's page statement a fixed LIMIT (`sql.ATHENA_FETCH_SIZES`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from coinlake.query import sql
+from coinlake.query.engine import LakeQuery
+from coinlake.query.partitions import LakeIndex
+from coinlake.storage import Storage
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a statement may read: one crypto, times in [start, end) (None: unbounded)."""
+
+    crypto: str
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+
+class Engine(Protocol):
+    dialect: str
+    index: LakeIndex
+    has_rollups: bool
+    #: Pagination reads growing windows starting at this width (None: the whole range at once).
+    page_window: dt.timedelta | None
+
+    def fetch(self, stmt: sql.Statement, values: Mapping[str, Any], scope: Scope) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBEngine:
+    """DuckDB over the lake and its rollups, through `LakeQuery`.
+
+    DuckDB may read the lake and the rollup folders and nothing else (configuration
+    locked); the catalogue's statements are fixed, values are parameters. Rollups must
+    live on the same kind of storage as the lake (both local, or both on S3).
+    """
+
+    dialect = sql.DUCKDB
+    page_window: dt.timedelta | None = dt.timedelta(hours=1)
+
+    def __init__(
+        self,
+        lake: Storage,
+        rollups: Storage | None = None,
+        *,
+        index_ttl: float = 1.0,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ):
+        if rollups is not None and rollups.local != lake.local:
+            raise ValueError("the rollups must be on the same kind of storage as the lake (both local or both remote)")
+        self.lake = lake
+        self.rollups = rollups
+        self.has_rollups = rollups is not None
+        self.index = LakeIndex(lake, rollups, ttl=index_ttl)
+        self.q = LakeQuery(lake, sandbox=False, threads=threads, memory_limit=memory_limit, view=False)
+        try:
+            allowed = [lake.url().rstrip("/") + "/"]
+            if rollups is not None:
+                allowed.append(rollups.url().rstrip("/") + "/")
+            self.q.execute("SET allowed_directories = ?", [allowed])
+            self.q.execute("SET enable_external_access = false")
+            self.q.execute("SET lock_configuration = true")
+        except BaseException:
+            self.q.close()
+            raise
+
+    def fetch(self, stmt: sql.Statement, values: Mapping[str, Any], scope: Scope) -> list[tuple[Any, ...]]:
+        if stmt.dialect != self.dialect:
+            raise ValueError(f"a {stmt.dialect} statement cannot run on DuckDB")
+        files = self._files(stmt.source, scope)
+        if not files:
+            return []  # every catalogue statement returns no rows over no rows
+        return _rows(self.q.arrow(stmt.sql, stmt.bind({**values, "files": files})))
+
+    def _files(self, source: str, scope: Scope) -> list[str]:
+        if source == sql.ROLLUP:
+            return self.index.month_files(scope.crypto, scope.start, scope.end)
+        if scope.start is None or scope.end is None:
+            return self.index.all_hour_files(scope.crypto)
+        return self.index.hour_files(scope.crypto, scope.start, scope.end)
+
+    def close(self) -> None:
+        self.q.close()
+
+    def __enter__(self) -> DuckDBEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+
+
+def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    """Arrow result -> Python rows. Timestamps become `datetime.UTC` datetimes directly from
+    their microseconds: 2-3x faster than DuckDB's own conversion of TIMESTAMPTZ (via pytz)."""
+    columns = []
+    for col in table.columns:
+        if pa.types.is_timestamp(col.type):
+            us = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+            columns.append([None if v is None else _EPOCH + v * _US for v in us])
+        else:
+            columns.append(col.to_pylist())
+    return list(zip(*columns, strict=True))

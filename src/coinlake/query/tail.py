@@ -1,0 +1,172 @@
+"""The stream's tail: the latest price per (crypto, currency), seconds before the lake has it.
+
+`StreamTail(stream_path)` reads the stream's SQLite file read-only (`mode=ro`; in WAL
+mode readers never block the writer) and keeps in memory, per (crypto, currency), the
+record with the highest (timestamp, event_id) it has seen. Each refresh reads only the
+records after the last sequence number seen (`WHERE seq > ?`, the primary key), and runs
+at most every `min_interval` seconds (50 ms by default), so a price is visible here
+within that interval of `put_records` returning. Records that are not valid landing
+records are skipped (the ETL dead-letters them). Prices stay known after the stream
+trims them; a new process learns older prices from the lake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from coinlake.contract import ContractError, LandingRecord, parse_ts, to_price
+
+log = logging.getLogger(__name__)
+
+_READ = "SELECT seq, data FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
+
+
+@dataclass(frozen=True, slots=True)
+class TailPrice:
+    crypto: str
+    currency: str
+    price: Decimal  # DECIMAL(38,12), as in the lake
+    timestamp: dt.datetime
+    event_id: str
+    seq: int
+
+
+class StreamTail:
+    def __init__(
+        self,
+        stream_path: Path | str,
+        *,
+        min_interval: float = 0.05,
+        batch: int = 5000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.path = Path(stream_path)
+        self.min_interval = min_interval
+        self.batch = batch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+        self._inode: int | None = None
+        self._seq = 0
+        self._checked = -float("inf")
+        self._best: dict[tuple[str, str], TailPrice] = {}
+        self.skipped = 0  # records that were not valid landing records
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def latest(self) -> dict[tuple[str, str], TailPrice]:
+        """{(crypto, currency): TailPrice}, refreshed first if `min_interval` has passed.
+        The dict returned is never changed afterwards (a refresh replaces it)."""
+        self.refresh()
+        return self._best
+
+    def refresh(self, force: bool = False) -> int:
+        """Read the records after the last one seen; returns how many were read. Without
+        `force`, does nothing if the last refresh was less than `min_interval` ago or
+        another thread is refreshing right now."""
+        now = self._clock()
+        if not force and now - self._checked < self.min_interval:
+            return 0
+        if not self._lock.acquire(blocking=force):
+            return 0
+        try:
+            self._checked = now
+            return self._read_new()
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def __enter__(self) -> StreamTail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _connection(self) -> sqlite3.Connection | None:
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return None
+        if self._con is not None and inode != self._inode:  # the stream file was replaced
+            self._con.close()
+            self._con = None
+            self._seq = 0
+        if self._con is None:
+            uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+            con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=1.0)
+            con.execute("PRAGMA busy_timeout = 1000")
+            self._con, self._inode = con, inode
+        return self._con
+
+    def _read_new(self) -> int:
+        con = self._connection()
+        if con is None:
+            return 0
+        total = 0
+        best = None
+        while True:
+            try:
+                rows = con.execute(_READ, (self._seq, self.batch)).fetchall()
+            except sqlite3.OperationalError as exc:  # no table yet, or briefly busy: next time
+                log.debug("stream tail: %s", exc)
+                break
+            if not rows:
+                break
+            for seq, data in rows:
+                point = _point(seq, data, best if best is not None else self._best)
+                if point is _INVALID:
+                    self.skipped += 1
+                elif point is not None:
+                    if best is None:
+                        best = dict(self._best)
+                    best[(point.crypto, point.currency)] = point
+            self._seq = rows[-1][0]
+            total += len(rows)
+            if len(rows) < self.batch:
+                break
+        if best is not None:
+            self._best = best
+        return total
+
+
+_INVALID = object()
+
+
+def _point(seq: int, data: bytes, best: dict[tuple[str, str], TailPrice]) -> TailPrice | object | None:
+    """The record as a TailPrice if it beats the current best of its key, None if not,
+    `_INVALID` if it is not a valid landing record."""
+    try:
+        d = json.loads(data)
+        crypto, currency, event_id = d["crypto"], d["currency"], d["event_id"]
+        if not (isinstance(crypto, str) and isinstance(currency, str) and isinstance(event_id, str)):
+            return _INVALID
+        ts = parse_ts(d["timestamp_utc"])
+    except (ValueError, KeyError, TypeError, ContractError):
+        return _INVALID
+    current = best.get((crypto, currency))
+    if current is not None and (ts, event_id) <= (current.timestamp, current.event_id):
+        return None
+    try:
+        rec = LandingRecord.from_dict(d)  # the contract's full validation, for winners only
+    except (ContractError, TypeError):
+        return _INVALID
+    return TailPrice(rec.crypto, rec.currency, to_price(rec.amount), ts, rec.event_id, seq)
