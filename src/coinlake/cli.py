@@ -193,19 +193,30 @@ def serve(
 
 
 @app.command()
-def etl(data_dir: DataDir = None, config: Config = None) -> None:
-    """Run one incremental ETL pass: new landing files -> Parquet lake."""
+def etl(
+    data_dir: DataDir = None,
+    config: Config = None,
+    rebuild_rollups: Annotated[
+        bool, typer.Option("--rebuild-rollups", help="Recompute the hourly-candle rollups from the whole lake.")
+    ] = False,
+) -> None:
+    """Run one incremental ETL pass: new landing files -> Parquet lake (and its rollups)."""
     settings = _settings(config, data_dir=data_dir)
     _logging(False)
     from coinlake.pipeline import Pipeline
 
     with Pipeline(settings) as pipeline:
         r = pipeline.etl_once()
-    out.print(
-        f"{r.files} files, {r.records} records: {r.written} written, {r.duplicates} duplicates skipped, "
-        f"{r.rejected} rejected, {r.partitions} partitions, {r.seconds:.2f}s",
-        highlight=False,
-    )
+        out.print(
+            f"{r.files} files, {r.records} records: {r.written} written, {r.duplicates} duplicates skipped, "
+            f"{r.rejected} rejected, {r.partitions} partitions, {r.seconds:.2f}s",
+            highlight=False,
+        )
+        if rebuild_rollups:
+            from coinlake.etl.rollup import rebuild_rollups as rebuild
+
+            months = rebuild(pipeline.lake, pipeline.rollups, lock_path=settings.data_dir / "etl.lock")
+            out.print(f"rollups rebuilt: {months} month files in {settings.rollups}", highlight=False)
 
 
 @app.command()

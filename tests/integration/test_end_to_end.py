@@ -77,6 +77,8 @@ def test_query_formats_and_errors(data_dir):
     assert bad.returncode == 1 and "error" in bad.stderr and "Traceback" not in bad.stderr
     fmt = cli("query", "--data-dir", str(data_dir), "-f", "xml", "SELECT 1", check=False)
     assert fmt.returncode == 2 and "--format" in fmt.stderr
+    rebuilt = cli("etl", "--data-dir", str(data_dir), "--rebuild-rollups")
+    assert "0 files" in rebuilt.stdout and "rollups rebuilt: 3 month files" in rebuilt.stdout
 
 
 def test_unreachable_coinbase_is_one_clear_line(data_dir):

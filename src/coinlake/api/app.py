@@ -18,11 +18,12 @@ from fastapi.staticfiles import StaticFiles
 
 from coinlake import __version__
 from coinlake.api import errors
-from coinlake.api.guard import flush_periodically, open_guard, require_key
+from coinlake.api.guard import flush_periodically, open_guard
 from coinlake.api.keys import KeyStoreError
 from coinlake.api.metrics import Metrics, MetricsMiddleware
 from coinlake.api.routes import compat, meta, prices
 from coinlake.api.routes.meta import STATIC
+from coinlake.api.security import require_key
 from coinlake.query.catalogue import Catalogue
 from coinlake.query.engines import DuckDBEngine
 from coinlake.query.tail import StreamTail

@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coinlake.api.guard import error_response, install_error_handler
 from coinlake.api.models import ErrorBody
+from coinlake.api.security import error_response, install_error_handler
 from coinlake.query.catalogue import BadRequest
 from coinlake.query.engine import QueryError
 

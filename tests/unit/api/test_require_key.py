@@ -7,15 +7,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
-from coinlake.api.guard import (
-    Decision,
-    Guard,
-    flush_periodically,
-    install_error_handler,
-    require_key,
-    require_key_decision,
-)
+from coinlake.api.guard import Decision, Guard, flush_periodically
 from coinlake.api.keys import KeyInfo
+from coinlake.api.security import install_error_handler, require_key, require_key_decision
 
 
 @pytest.fixture

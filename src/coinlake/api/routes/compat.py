@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 
 from coinlake.api import models
 from coinlake.api.errors import KEYED_ERRORS
-from coinlake.api.guard import ApiError
 from coinlake.api.routes.prices import CODE, CatalogueDep
+from coinlake.api.security import ApiError
 
 Day = Annotated[dt.date, Query(description="YYYY-MM-DD (UTC, inclusive).")]
 

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from coinlake import __version__
 from coinlake.api import models
 from coinlake.api.errors import KEYED_ERRORS
-from coinlake.api.guard import ApiError
+from coinlake.api.security import ApiError
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
