@@ -9,7 +9,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
@@ -22,6 +22,8 @@ class ErrorBody(BaseModel):
 
 
 class LatestPrice(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the catalogue's dataclasses
+
     crypto: str
     currency: str
     price: Decimal
@@ -35,6 +37,8 @@ class LatestResponse(BaseModel):
 
 
 class PricePoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the catalogue's dataclasses
+
     crypto: str
     currency: str
     price: Decimal
@@ -48,6 +52,8 @@ class PricesResponse(BaseModel):
 
 
 class Candle(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the catalogue's dataclasses
+
     start: dt.datetime
     open: Decimal
     high: Decimal
@@ -64,6 +70,8 @@ class CandlesResponse(BaseModel):
 
 
 class StatsResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the catalogue's dataclasses
+
     crypto: str
     currency: str
     start: dt.datetime
@@ -82,6 +90,8 @@ class StatsResponse(BaseModel):
 
 
 class CryptoInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the catalogue's dataclasses
+
     crypto: str
     currencies: list[str]
     first: dt.datetime

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Annotated, Literal
 
@@ -21,7 +20,8 @@ Start = Annotated[
 End = Annotated[str | None, Query(max_length=40, description="ISO-8601 UTC end (exclusive); default now.")]
 
 
-def catalogue(request: Request) -> Catalogue:
+async def catalogue(request: Request) -> Catalogue:
+    """Async on purpose: FastAPI runs a sync dependency in its thread pool, a cost per request."""
     return request.app.state.catalogue
 
 
@@ -51,7 +51,7 @@ def router(require_key) -> APIRouter:
         second of the stream accepting it, before the ETL has run."""
         cryptos = None if symbols is None else symbols.split(",")
         items = cat.latest(cryptos, currency)
-        return models.LatestResponse(data=[models.LatestPrice(**dataclasses.asdict(x)) for x in items])
+        return models.LatestResponse(data=[models.LatestPrice.model_validate(x) for x in items])
 
     @r.get("/prices", response_model=models.PricesResponse, summary="Raw price points, paginated")
     def prices(
@@ -66,7 +66,7 @@ def router(require_key) -> APIRouter:
         page = cat.prices(
             crypto, _when(start, "start"), _when(end, "end"), limit=limit, cursor=cursor, currency=currency
         )
-        items = [models.PricePoint(**dataclasses.asdict(p)) for p in page.items]
+        items = [models.PricePoint.model_validate(p) for p in page.items]
         return models.PricesResponse(data=items, next_cursor=page.next_cursor)
 
     @r.get("/candles", response_model=models.CandlesResponse, summary="OHLC candles")
@@ -79,7 +79,7 @@ def router(require_key) -> APIRouter:
         currency: Currency = "USD",
     ) -> models.CandlesResponse:
         rows = cat.candles(crypto, interval, _when(start, "start"), _when(end, "end"), currency=currency)
-        data = [models.Candle(**dataclasses.asdict(c)) for c in rows]
+        data = [models.Candle.model_validate(c) for c in rows]
         return models.CandlesResponse(crypto=crypto.upper(), currency=currency.upper(), interval=interval, data=data)
 
     @r.get("/stats", response_model=models.StatsResponse, summary="First, last, min, max, mean, change %")
@@ -87,10 +87,10 @@ def router(require_key) -> APIRouter:
         cat: CatalogueDep, crypto: Crypto, start: Start = None, end: End = None, currency: Currency = "USD"
     ) -> models.StatsResponse:
         s = cat.stats(crypto, _when(start, "start"), _when(end, "end"), currency=currency)
-        return models.StatsResponse(**dataclasses.asdict(s))
+        return models.StatsResponse.model_validate(s)
 
     @r.get("/cryptos", response_model=models.CryptosResponse, summary="What is in the lake")
     def cryptos(cat: CatalogueDep) -> models.CryptosResponse:
-        return models.CryptosResponse(data=[models.CryptoInfo(**dataclasses.asdict(c)) for c in cat.cryptos()])
+        return models.CryptosResponse(data=[models.CryptoInfo.model_validate(c) for c in cat.cryptos()])
 
     return r
