@@ -22,7 +22,7 @@ $(VENV)/.dev: $(BIN)/coinlake
 	@touch $@
 
 demo: $(BIN)/coinlake  ## run the whole pipeline on the built-in simulator, then query it
-	$(BIN)/coinlake run --source simulated --interval 1 --duration 20 --buffer-interval 5 --etl-interval 5 --data-dir $(DATA)
+	$(BIN)/coinlake run --source simulated --interval 1 --duration 20 --buffer-interval 5 --etl-interval 5 --port 0 --data-dir $(DATA)
 	$(BIN)/coinlake status --data-dir $(DATA)
 	$(BIN)/coinlake query --data-dir $(DATA) "SELECT crypto, count(*) AS n, min(price) AS low, max(price) AS high, max(timestamp) AS newest FROM spot_prices GROUP BY crypto ORDER BY crypto"
 
@@ -43,6 +43,9 @@ format: $(VENV)/.dev  ## apply ruff's fixes and formatting
 bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/results/)
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/etl.py
+	$(BIN)/python benchmarks/guard.py
+	$(BIN)/python benchmarks/query.py
+	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/crash.py
 
 clean:  ## remove the venv, caches and the demo data
