@@ -189,7 +189,10 @@ def serve(
     err.print(f"coinlake API on {url}/docs, dashboard on {url}/", highlight=False)
     if app_.state.demo_key:
         err.print(f"demo key: {app_.state.demo_key}", highlight=False)
-    uvicorn.run(app_, host=settings.api.host, port=settings.api.port, log_level="warning")
+    try:
+        uvicorn.run(app_, host=settings.api.host, port=settings.api.port, log_level="warning", timeout_keep_alive=30)
+    finally:
+        app_.state.close()
 
 
 @app.command()

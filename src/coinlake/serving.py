@@ -40,7 +40,13 @@ class BackgroundServer:
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan=self.lifespan, timeout_graceful_shutdown=1
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan=self.lifespan,
+            timeout_graceful_shutdown=1,
+            # longer than httpx's 5 s keep-alive, so a client never reuses a connection the server just closed
+            timeout_keep_alive=30,
         )
         self._server = server = uvicorn.Server(config)
 

@@ -301,4 +301,11 @@ class SimulatorServer(BackgroundServer):
 def serve(host: str = "127.0.0.1", port: int = 8001, seed: int | None = None, faults: FaultPlan | None = None) -> None:
     """Run the simulator in the foreground until interrupted (`coinlake simulator`)."""
     log.info("Coinbase simulator on http://%s:%d (seed %s, faults %s)", host, port, seed, faults)
-    uvicorn.run(create_app(seed=seed, faults=faults), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(seed=seed, faults=faults),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        timeout_keep_alive=30,  # longer than httpx's 5 s keep-alive: no reuse of a closed connection
+    )
