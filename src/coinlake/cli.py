@@ -7,14 +7,12 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from coinlake.api.keys_cli import keys_app
-from coinlake.settings import Settings, SettingsError, load_settings
+from coinlake.cli_common import Config, DataDir, err, fail, out, settings_or_exit
 
 app = typer.Typer(
     help="coinlake: stream Coinbase spot prices into a queryable Parquet data lake.",
@@ -22,26 +20,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [default: ./coinlake-data].")]
-Config = Annotated[
-    Path | None,
-    typer.Option("--config", help="Settings file [default: ./coinlake.toml or $COINLAKE_CONFIG]."),
-]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except SettingsError as exc:
-        raise _fail(str(exc), 2) from None
 
 
 def _logging(verbose: bool) -> None:
@@ -74,7 +52,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run source, stream, delivery, ETL and the API together until Ctrl-C or --duration."""
-    settings = _settings(
+    settings = settings_or_exit(
         config,
         serve=serve,
         api=None if port is None else {"port": port},
@@ -114,9 +92,9 @@ def run(
         try:
             report = pipeline.run(stop, on_started=started)
         except SourceUnreachable as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         except OSError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     written = sum(r.written for r in report.etl_passes)
     err.print(
         f"stopped after {report.stopped_at - report.started_at:.1f}s; {written} new rows in the lake. "
@@ -125,7 +103,7 @@ def run(
         highlight=False,
     )
     if report.errors:
-        raise _fail("; ".join(report.errors))
+        raise fail("; ".join(report.errors))
 
 
 def _on_signals(stop: threading.Event) -> None:
@@ -157,13 +135,13 @@ def simulator(
     try:
         plan = FaultPlan.from_spec(faults) if faults else None
     except ValueError as exc:
-        raise _fail(f"--faults: {exc}", 2) from None
+        raise fail(f"--faults: {exc}", 2) from None
     _logging(False)
     err.print(f"Coinbase simulator on http://{host}:{port}/v2/prices/BTC-USD/spot", highlight=False)
     try:
         serve(host, port, seed=seed, faults=plan)
     except OSError as exc:
-        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -178,7 +156,7 @@ def serve(
 ) -> None:
     """Serve the REST API and the dashboard over the lake (without running the pipeline)."""
     api = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = _settings(config, data_dir=data_dir, api=api or None)
+    settings = settings_or_exit(config, data_dir=data_dir, api=api or None)
     _logging(False)
     import uvicorn
 
@@ -204,7 +182,7 @@ def etl(
     ] = False,
 ) -> None:
     """Run one incremental ETL pass: new landing files -> Parquet lake (and its rollups)."""
-    settings = _settings(config, data_dir=data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     _logging(False)
     from coinlake.pipeline import Pipeline
 
@@ -231,8 +209,8 @@ def query(
 ) -> None:
     """Run SQL over the lake (table `spot_prices`)."""
     if format not in ("table", "json", "csv"):
-        raise _fail(f"--format must be table, json or csv, not {format!r}", 2)
-    settings = _settings(config, data_dir=data_dir)
+        raise fail(f"--format must be table, json or csv, not {format!r}", 2)
+    settings = settings_or_exit(config, data_dir=data_dir)
     from coinlake.query.engine import LakeQuery, QueryError
     from coinlake.storage import Storage
 
@@ -240,7 +218,7 @@ def query(
         with LakeQuery(Storage(settings.lake)) as q:
             result = q.execute(sql)
     except QueryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     from coinlake import render
 
     sys.stdout.write(render.result(result, format, out))
@@ -253,7 +231,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show what is in the stream, the landing zone, the lake and the dead-letter area."""
-    settings = _settings(config, data_dir=data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     from coinlake import render
     from coinlake.pipeline import Pipeline
     from coinlake.status import collect
@@ -280,7 +258,7 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show recent notifications and how each channel delivered them."""
-    settings = _settings(config, data_dir=data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     from coinlake import render
     from coinlake.pipeline import Pipeline
 

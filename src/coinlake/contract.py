@@ -221,6 +221,40 @@ def _contract_error(exc: ValidationError) -> ContractError:
     return ContractError("invalid_record", f"{where}: {first.get('msg')}")
 
 
+_JSON_WS = " \t\r\n"
+_DECODER = json.JSONDecoder()
+
+
+def split_json_values(line: bytes) -> list[bytes]:
+    """Split `{...}{...}` (Firehose concatenates records with no delimiter unless one is
+    configured; whitespace between them is allowed) into its JSON values.
+
+    Returns `[line]` when there is only one value or the line does not decode; a tail
+    that is not JSON becomes its own (bad) piece.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return [line]
+    pieces: list[str] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        while pos < end and text[pos] in _JSON_WS:
+            pos += 1
+        if pos >= end:
+            break
+        try:
+            _, stop = _DECODER.raw_decode(text, pos)
+        except ValueError:
+            pieces.append(text[pos:])
+            break
+        pieces.append(text[pos:stop])
+        pos = stop
+    if len(pieces) <= 1:
+        return [line]
+    return [p.encode("utf-8") for p in pieces]
+
+
 # -------------------------------------------------------------------- the lake
 
 #: Columns stored inside each Parquet file. Partition columns live in the path

@@ -11,7 +11,6 @@ receivers can de-duplicate on it):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +18,7 @@ from typing import Any, Literal
 
 from coinlake.alerts.config import AlertRule
 from coinlake.alerts.rules import Crossing, Observation
-from coinlake.contract import ContractError, LandingRecord, format_ts, parse_ts, utc_now
+from coinlake.contract import ContractError, LandingRecord, format_ts, parse_ts, split_json_values, utc_now
 from coinlake.storage import Storage
 
 #: Namespace of notification ids, fixed forever (changing it changes every id).
@@ -28,7 +27,6 @@ NOTIFICATION_NAMESPACE = uuid.UUID("b0c6a7f4-3f0e-4f6c-9a3e-2d1f5c8e7a90")
 Kind = Literal["file_landed", "threshold_crossed"]
 FILE_LANDED: Kind = "file_landed"
 THRESHOLD_CROSSED: Kind = "threshold_crossed"
-_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -139,34 +137,12 @@ def parse_landing(data: bytes) -> LandingSummary:
             if exc.reason != "malformed_json":
                 bad += 1
                 continue
-        for piece in _split_values(line):
+        for piece in split_json_values(line):
             try:
                 records.append(LandingRecord.from_json(piece))
             except ContractError:
                 bad += 1
     return LandingSummary(records, bad)
-
-
-def _split_values(line: bytes) -> list[str | bytes]:
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return [line]
-    pieces: list[str | bytes] = []
-    pos = 0
-    while pos < len(text):
-        while pos < len(text) and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= len(text):
-            break
-        try:
-            _, stop = _DECODER.raw_decode(text, pos)
-        except ValueError:
-            pieces.append(text[pos:])
-            break
-        pieces.append(text[pos:stop])
-        pos = stop
-    return pieces
 
 
 def file_landed_notification(

@@ -19,7 +19,8 @@ from rich.table import Table
 from coinlake.api.guard import QuotaStore, api_db_path, quota_period
 from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
 from coinlake.api.plans import DEFAULT_PLANS, UsagePlan
-from coinlake.settings import Settings, SettingsError, load_settings
+from coinlake.cli_common import Config, DataDir, err, fail, out, settings_or_exit
+from coinlake.settings import Settings
 
 keys_app = typer.Typer(
     help="API keys for the REST API (sent in the x-api-key header) and their usage plans.",
@@ -27,26 +28,6 @@ keys_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [default: ./coinlake-data].")]
-Config = Annotated[
-    Path | None,
-    typer.Option("--config", help="Settings file [default: ./coinlake.toml or $COINLAKE_CONFIG]."),
-]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
-    try:
-        return load_settings(config, data_dir=data_dir)
-    except SettingsError as exc:
-        raise _fail(str(exc)) from None
 
 
 def plans_of(settings: Settings) -> Mapping[str, UsagePlan]:
@@ -72,13 +53,13 @@ def create(
     config: Config = None,
 ) -> None:
     """Create a key. It is printed once, alone on the last line; only its hash is stored."""
-    settings = _settings(config, data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     plans = plans_of(settings)
     try:
         with _store(settings) as store:
             info, plaintext = store.create(name, plan)
     except KeyStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), 2) from None
     typer.echo(f"Created API key {info.id} {info.name!r} on plan {info.plan} ({describe(plans[info.plan])}).")
     typer.echo("Send it in the x-api-key header. Copy it now: it is not stored and cannot be shown again.")
     typer.echo(plaintext)
@@ -92,7 +73,7 @@ def list_keys(
     config: Config = None,
 ) -> None:
     """List keys: id, name, plan, the key's first characters, dates, and today's usage. No secrets."""
-    settings = _settings(config, data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     plans = plans_of(settings)
     path = api_db_path(settings.data_dir)
     with KeyStore(path, plans) as store:
@@ -130,19 +111,19 @@ def revoke(
     config: Config = None,
 ) -> None:
     """Revoke a key: running servers refuse it (403) within about a second."""
-    settings = _settings(config, data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     try:
         with _store(settings) as store:
             info = store.revoke(id_or_name)
     except KeyStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), 2) from None
     typer.echo(f"Revoked API key {info.id} {info.name!r}; servers refuse it within about a second.")
 
 
 @keys_app.command("plans")
 def show_plans(data_dir: DataDir = None, config: Config = None) -> None:
     """Show the usage plans a key can get (built-in ones and [api.plans.*] from settings)."""
-    settings = _settings(config, data_dir)
+    settings = settings_or_exit(config, data_dir=data_dir)
     table = Table(box=None, pad_edge=False)
     for col in ("PLAN", "RATE/S", "BURST", "QUOTA", "PERIOD", "DESCRIPTION"):
         table.add_column(col)

@@ -12,12 +12,11 @@ tests check that the fast path never accepts what `from_json` would reject.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from coinlake.contract import ContractError, LandingRecord, lake_row
+from coinlake.contract import ContractError, LandingRecord, lake_row, split_json_values
 
 #: Largest payload kept in a dead letter (a runaway line must not fill the disk).
 MAX_PAYLOAD = 64 * 1024
@@ -30,8 +29,6 @@ _TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
 _CANONICAL = re.compile(f"{_TS}{_TS}[0-9]{{1,20}}(?:\\.[0-9]{{1,12}})?")
 
 LANDING_FIELDS = ("event_id", "source", "crypto", "currency", "amount", "timestamp_utc", "ingested_at")
-_JSON_WS = " \t\r\n"
-_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ def _judge(line: bytes, rows: Rows, bad: list[BadLine], n: int) -> None:
         rec = LandingRecord.from_json(line)
     except ContractError as exc:
         if exc.reason == "malformed_json":
-            pieces = _split_values(line)
+            pieces = split_json_values(line)
             if len(pieces) > 1:
                 for k, piece in enumerate(pieces, start=1):
                     _take(piece, rows, bad, n, k)
@@ -162,35 +159,6 @@ def _untransformable(exc: Exception, n: int, k: int | None, raw: bytes) -> BadLi
     form whose first 10 characters are not a date)."""
     reason = exc.reason if isinstance(exc, ContractError) else "untransformable"
     return BadLine(n, k, reason, _one_line(exc), raw[:MAX_PAYLOAD])
-
-
-def _split_values(line: bytes) -> list[bytes]:
-    """Split `{...}{...}` (optionally with whitespace between) into its JSON values.
-
-    Returns `[line]` when there is only one value or the line does not decode; a tail
-    that is not JSON becomes its own (bad) piece.
-    """
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return [line]
-    pieces: list[str] = []
-    pos, end = 0, len(text)
-    while pos < end:
-        while pos < end and text[pos] in _JSON_WS:
-            pos += 1
-        if pos >= end:
-            break
-        try:
-            _, stop = _DECODER.raw_decode(text, pos)
-        except ValueError:
-            pieces.append(text[pos:])
-            break
-        pieces.append(text[pos:stop])
-        pos = stop
-    if len(pieces) <= 1:
-        return [line]
-    return [p.encode("utf-8") for p in pieces]
 
 
 def _one_line(exc: BaseException) -> str:
