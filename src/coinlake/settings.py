@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -31,6 +31,22 @@ COINBASE_URL = "https://api.coinbase.com"
 
 class SettingsError(Exception):
     """The configuration is invalid; the message says which setting and why."""
+
+
+class AthenaSettings(BaseModel):
+    """Where the AWS shape's API queries the lake (`COINLAKE_ATHENA__DATABASE=…` in env)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str = Field("coinlake", description="Glue database holding `spot_prices` and `candles_1h`.")
+    workgroup: str = Field("primary", description="Athena workgroup the queries run in.")
+    output_location: str | None = Field(
+        None, description="s3:// URI for query results (default: the workgroup's own setting)."
+    )
+    region: str | None = Field(None, description="AWS region of Athena (default: the SDK's, e.g. AWS_REGION).")
+    rollup_table: str | None = Field(
+        "candles_1h", description="Glue table of the hourly rollups; empty: none, every question reads spot_prices."
+    )
 
 
 class Settings(BaseSettings):
@@ -78,6 +94,7 @@ class Settings(BaseSettings):
     serve: bool = Field(True, description="Serve the API and dashboard inside `coinlake run`.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="REST API: host, port, usage plans.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert rules and channels.")
+    athena: AthenaSettings = Field(default_factory=AthenaSettings, description="Athena, for the AWS shape's API.")
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 One definition of the endpoints. Locally the catalogue runs on DuckDB over the lake (plus
 the stream's tail for fresh prices); API keys and usage plans are checked in-process, as
-API Gateway does on AWS.
+API Gateway does on AWS. On AWS (`auth="gateway"`), API Gateway checks them and the
+catalogue runs on Athena (`coinlake.aws.query_athena`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -23,7 +24,7 @@ from coinlake.api.keys import KeyStoreError
 from coinlake.api.metrics import Metrics, MetricsMiddleware
 from coinlake.api.routes import compat, meta, prices
 from coinlake.api.routes.meta import STATIC
-from coinlake.api.security import require_key
+from coinlake.api.security import GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
 from coinlake.query.engines import DuckDBEngine
 from coinlake.query.tail import StreamTail
@@ -46,23 +47,40 @@ def create_app(
     *,
     demo: bool = False,
     recent_alerts: Callable[[int], list[dict[str, Any]]] | None = None,
+    catalogue: Catalogue | None = None,
+    auth: Literal["keys", "gateway"] = "keys",
 ) -> FastAPI:
     """Build the app and open what it reads (lake, rollups, stream tail, key store).
 
     `demo=True` creates a fresh key on the rate-limited `demo` plan and hands it to the
     dashboard page, so the demo needs no key; never use it on a public address.
+
+    `catalogue`: answer from this catalogue (e.g. on Athena) instead of DuckDB over the lake
+    and the stream's tail. `auth="gateway"` (behind API Gateway, which checks keys, usage
+    plans and quotas itself): requests only need an x-api-key header, and the app opens no
+    file at all (no key store, state store or stream tail; Lambda's disk is read-only).
     """
-    state = StateStore(settings.state_path)
-    catalogue = Catalogue(
-        DuckDBEngine(Storage(settings.lake), Storage(settings.rollups)), tail=StreamTail(settings.stream_path)
-    )
-    guard = open_guard(settings.api_db_path, settings.api.plans)
-    demo_key = _demo_key(guard.keystore) if (demo or settings.api.demo_key) else None
+    if auth not in ("keys", "gateway"):
+        raise ValueError(f"auth must be 'keys' or 'gateway', got {auth!r}")
+    gateway = auth == "gateway"
+    if gateway and demo:
+        raise ValueError("the demo key needs the app's own key store (auth='keys')")
+    state = None if gateway else StateStore(settings.state_path)
+    if catalogue is None:
+        catalogue = Catalogue(
+            DuckDBEngine(Storage(settings.lake), Storage(settings.rollups)),
+            tail=None if gateway else StreamTail(settings.stream_path),
+        )
+    guard = None if gateway else open_guard(settings.api_db_path, settings.api.plans)
+    demo_key = _demo_key(guard.keystore) if guard is not None and (demo or settings.api.demo_key) else None
     metrics = Metrics(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(catalogue.warm)  # the first requests do not pay for the first reads
+        if guard is None:
+            yield
+            return
         flusher = asyncio.create_task(flush_periodically(guard, settings.api.flush_interval))
         try:
             yield
@@ -74,9 +92,11 @@ def create_app(
 
     def close() -> None:
         """Release the files the app holds; for its owner, after the server stopped."""
-        guard.close()
+        if guard is not None:
+            guard.close()
         catalogue.close()
-        state.close()
+        if state is not None:
+            state.close()
 
     app = FastAPI(title="coinlake", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
@@ -87,7 +107,7 @@ def create_app(
     app.state.recent_alerts = recent_alerts or (lambda limit: [])
     app.state.close = close
     errors.install(app)
-    key = require_key(guard)
+    key = GatewayKey() if guard is None else require_key(guard)
     app.include_router(prices.router(key))
     app.include_router(compat.router(key))
     app.include_router(meta.router(key))

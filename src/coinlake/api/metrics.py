@@ -33,7 +33,8 @@ class PipelineCollector:
 
 
 class Metrics:
-    def __init__(self, state: StateStore, extra: Callable[[], dict[str, float]] | None = None):
+    def __init__(self, state: StateStore | None, extra: Callable[[], dict[str, float]] | None = None):
+        """`state=None` (behind API Gateway, no state store): HTTP metrics only."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "coinlake_http_requests", "HTTP requests.", ["route", "method", "status"], registry=self.registry
@@ -45,7 +46,8 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
-        self.registry.register(PipelineCollector(state, extra))
+        if state is not None:
+            self.registry.register(PipelineCollector(state, extra))
 
 
 class MetricsMiddleware:

@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
-from coinlake.api.guard import API_KEY_HEADER_NAME, Decision, Guard
+from coinlake.api.guard import API_KEY_HEADER_NAME, MISSING_API_KEY, Decision, Guard
 from coinlake.api.keys import KeyInfo
 
 API_KEY_DESCRIPTION = "API key from `coinlake keys create`, sent in the x-api-key header (as API Gateway expects)."
@@ -75,6 +75,22 @@ class RequireKeyDecision(RequireKey):
 
     async def __call__(self, request: Request) -> Decision:  # type: ignore[override]
         return self._decide(request)
+
+
+class GatewayKey(APIKeyHeader):
+    """The key scheme behind API Gateway (the AWS shape): the gateway has already checked
+    the key, its usage plan and quota before the request arrives, so this only requires the
+    x-api-key header to be present (401 `missing_api_key` otherwise) and keeps no state.
+    Same OpenAPI scheme as `RequireKey`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            name=API_KEY_HEADER_NAME, auto_error=False, scheme_name="ApiKey", description=API_KEY_DESCRIPTION
+        )
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        if not request.headers.get(API_KEY_HEADER_NAME):
+            raise ApiError(401, MISSING_API_KEY, "missing API key: send it in the x-api-key header")
 
 
 def require_key(guard: Guard) -> RequireKey:

@@ -33,7 +33,7 @@ import pyarrow as pa
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
 from coinlake.etl.lock import EtlLock
-from coinlake.etl.parse import BadLine, Rows, parse_into
+from coinlake.etl.parse import BadLine, Rows, parse_files
 from coinlake.etl.transform import split_partitions, to_table
 from coinlake.state import StateStore
 from coinlake.storage import FileInfo, Storage
@@ -51,6 +51,8 @@ COUNTERS = ("files", "records", "written", "duplicates", "rejected")
 LANDING_KEY = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/._][^/]*")
 #: Files fetched concurrently from an object store (small files: latency dominates).
 READ_GROUP = 32
+#: Landing bytes parsed together when every file in the group is canonical (see parse_files).
+GROUP_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -159,16 +161,30 @@ def _batches(
     dead-lettered as they are found. A file's bookmark is the size of the bytes parsed."""
     files: list[FileInfo] = []
     rows = Rows()
+    group: list[tuple[FileInfo, bytes]] = []
+    size = lines = 0
     for info, data in _read_all(landing, pending):
-        bad = parse_into(data, rows)
-        if bad:
-            rejects.reject(info.key, bad)
-        files.append(FileInfo(info.key, len(data)))
+        group.append((info, data))
+        size += len(data)
+        lines += data.count(b"\n") + 1
+        if size < GROUP_BYTES and rows.count + lines < max_records:
+            continue  # parse small files together: one Arrow pass when all are canonical
+        _parse_group(group, rows, files, rejects)
+        group, size, lines = [], 0, 0
         if rows.count >= max_records:
             yield files, rows.count, to_table(rows)
             files, rows = [], Rows()
+    if group:
+        _parse_group(group, rows, files, rejects)
     if files:
         yield files, rows.count, to_table(rows)
+
+
+def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[FileInfo], rejects: _Rejects) -> None:
+    for (info, data), bad in zip(group, parse_files([d for _, d in group], rows), strict=True):
+        if bad:
+            rejects.reject(info.key, bad)
+        files.append(FileInfo(info.key, len(data)))
 
 
 def _read_all(landing: Storage, pending: list[FileInfo]) -> Iterator[tuple[FileInfo, bytes]]:

@@ -187,6 +187,25 @@ TEMPLATES: dict[str, tuple[str, str, bool, bool]] = {
     "inventory_raw": (_INVENTORY_RAW, RAW, False, False),
 }
 
+#: The result columns of each statement, (name, kind) in SELECT order: how an engine that
+#: gets strings back (Athena) types them. Kinds: TEXT -> str, DECIMAL -> Decimal,
+#: INTEGER -> int, TIMESTAMP -> aware UTC datetime.
+TEXT, DECIMAL, INTEGER, TIMESTAMP = "text", "decimal", "integer", "timestamp"
+_PARTIALS_COLUMNS = (
+    ("bucket_start", TIMESTAMP), ("open", DECIMAL), ("high", DECIMAL), ("low", DECIMAL), ("close", DECIMAL),
+    ("n", INTEGER), ("total", DECIMAL), ("first_at", TIMESTAMP), ("last_at", TIMESTAMP), ("high_at", TIMESTAMP),
+    ("low_at", TIMESTAMP),
+)  # fmt: skip
+_INVENTORY_COLUMNS = (("currency", TEXT), ("first_at", TIMESTAMP), ("last_at", TIMESTAMP), ("n", INTEGER))
+COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "partials_raw": _PARTIALS_COLUMNS,
+    "partials_rollup": _PARTIALS_COLUMNS,
+    "page": (("timestamp", TIMESTAMP), ("event_id", TEXT), ("price", DECIMAL)),
+    "latest": (("currency", TEXT), ("price", DECIMAL), ("at", TIMESTAMP)),
+    "inventory_rollup": _INVENTORY_COLUMNS,
+    "inventory_raw": _INVENTORY_COLUMNS,
+}
+
 _MARKER = re.compile(r"(?<![:\w]):([a-z][a-z_]*)\b")
 
 
@@ -198,6 +217,7 @@ class Statement:
     sql: str  # `?` placeholders only
     names: tuple[str, ...]  # value names, in placeholder order
     fetch: int | None = None  # Athena page statements: the fixed LIMIT
+    columns: tuple[tuple[str, str], ...] = ()  # (name, kind) of each result column, see COLUMNS
 
     def bind(self, values: dict[str, Any]) -> list[Any]:
         """The positional parameters; a missing value is a programming error (KeyError)."""
@@ -236,7 +256,9 @@ def statement(name: str, dialect: str, interval: str | None = None, fetch: int |
     text = template.format_map(fragments).strip()
     names = tuple(_MARKER.findall(text))
     sql = _MARKER.sub("?", text)
-    return Statement(name=name, dialect=dialect, source=source, sql=sql, names=names, fetch=fetch)
+    return Statement(
+        name=name, dialect=dialect, source=source, sql=sql, names=names, fetch=fetch, columns=COLUMNS[name]
+    )
 
 
 def athena_fetch_size(needed: int) -> int:
