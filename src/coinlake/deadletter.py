@@ -19,6 +19,15 @@ from coinlake.state import StateStore
 COUNTER_PREFIX = "dead_letter."
 
 
+def dead_letter_entry(stage: str, reason: str, message: str, payload: Any, **context: Any) -> dict[str, Any]:
+    """One dead letter: when, where, why, and the payload (bytes decoded, never lost)."""
+    if isinstance(payload, bytes):
+        payload = payload.decode("utf-8", errors="replace")
+    entry = {"at": format_ts(utc_now()), "stage": stage, "reason": reason, "message": message, **context}
+    entry["payload"] = payload
+    return entry
+
+
 class DeadLetters:
     def __init__(self, directory: Path, state: StateStore):
         self.directory = Path(directory)
@@ -26,13 +35,9 @@ class DeadLetters:
         self._lock = threading.Lock()
 
     def write(self, stage: str, reason: str, message: str, payload: Any, **context: Any) -> None:
-        now = utc_now()
-        if isinstance(payload, bytes):
-            payload = payload.decode("utf-8", errors="replace")
-        entry = {"at": format_ts(now), "stage": stage, "reason": reason, "message": message, **context}
-        entry["payload"] = payload
+        entry = dead_letter_entry(stage, reason, message, payload, **context)
         line = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
-        path = self.directory / stage / f"{now:%Y-%m-%d}.jsonl"
+        path = self.directory / stage / f"{entry['at'][:10]}.jsonl"
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             # One O_APPEND write per entry: whole lines even with several processes.

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from coinlake.contract import format_ts, utc_now
-from coinlake.deadletter import COUNTER_PREFIX
+from coinlake.deadletter import COUNTER_PREFIX, dead_letter_entry
 from coinlake.storage import Storage
 
 #: Lambda's writable folder; the handlers keep their small SQLite files under it.
@@ -91,14 +90,12 @@ class LambdaDeadLetters:
         self.written: list[str] = []
 
     def write(self, stage: str, reason: str, message: str, payload: Any, **context: Any) -> None:
-        now = utc_now()
-        if isinstance(payload, bytes):
-            payload = payload.decode("utf-8", errors="replace")
-        entry = {"at": format_ts(now), "stage": stage, "reason": reason, "message": message, **context}
-        entry["payload"] = payload
+        entry = dead_letter_entry(stage, reason, message, payload, **context)
         self.counters.incr(f"{COUNTER_PREFIX}{stage}.{reason}")
         self.logger.warning("dead letter", extra={"dead_letter": entry})
         if self.storage is not None:
-            key = f"{stage}/{now:%Y-%m-%d}/{now:%H%M%S}-{reason}-{uuid.uuid4().hex[:12]}.json"
+            at = entry["at"]  # 2026-11-24T05:32:11.005Z
+            day, clock = at[:10], at[11:19].replace(":", "")
+            key = f"{stage}/{day}/{clock}-{reason}-{uuid.uuid4().hex[:12]}.json"
             self.storage.write_atomic(key, json.dumps(entry, default=str, separators=(",", ":")).encode() + b"\n")
             self.written.append(key)
