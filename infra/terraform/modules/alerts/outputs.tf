@@ -1,0 +1,27 @@
+output "sns_topic_arn" {
+  description = "ARN of the alerts SNS topic."
+  value       = aws_sns_topic.this.arn
+}
+
+output "dynamodb_table_name" {
+  description = "Name of the rule-state DynamoDB table."
+  value       = aws_dynamodb_table.this.name
+}
+
+output "dynamodb_table_arn" {
+  description = "ARN of the rule-state DynamoDB table."
+  value       = aws_dynamodb_table.this.arn
+}
+
+output "iam_policy_arn" {
+  description = "ARN of the least-privilege policy to attach to the alerts Lambda's role."
+  value       = aws_iam_policy.this.arn
+}
+
+output "lambda_environment" {
+  description = "Environment variables of the alerts Lambda (lambda_triggering_sns), ready to merge into its environment."
+  value = {
+    COINLAKE_ALERTS__RULES_TABLE   = aws_dynamodb_table.this.name
+    COINLAKE_ALERTS__SNS_TOPIC_ARN = aws_sns_topic.this.arn
+  }
+}
