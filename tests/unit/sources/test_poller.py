@@ -286,8 +286,8 @@ def test_run_returns_promptly_when_stopped(make_poller):
     time.sleep(0.05)
     started = time.monotonic()
     stop.set()
-    thread.join(2)
-    assert not thread.is_alive() and time.monotonic() - started < 0.5
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2.0  # not the hour to the next slot
 
 
 def test_pairs_and_interval_are_validated(simulator, state, dead_letters):
