@@ -1,4 +1,5 @@
-"""Queries over the lake (DuckDB locally)."""
+"""Queries over the lake: the catalogue of questions (`catalogue`), its SQL in two dialects
+(`sql`), and the engines that run it (DuckDB locally, `athena` on AWS)."""
 
 from coinlake.query.engine import LakeQuery, QueryError, QueryResult
 

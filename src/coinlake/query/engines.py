@@ -1,4 +1,4 @@
-"""Query engines behind the catalogue: one protocol, DuckDB now, Athena later.
+"""Query engines behind the catalogue: one protocol, DuckDB locally, Athena on AWS.
 
 An engine runs a compiled `sql.Statement` (its own dialect) over a `Scope` (a crypto and
 a time range) and returns plain Python rows: `Decimal` for prices and sums, `int` for
@@ -6,17 +6,9 @@ counts, aware UTC `datetime` for times, `str` for the rest. The scope tells the 
 which partitions the statement may read: DuckDB turns it into the list of existing
 partition files (`partitions.LakeIndex`), passed as a parameter to `read_parquet`.
 
-An Athena engine (boto3) fits the same protocol:
-
-    class AthenaEngine:
-        dialect = sql.ATHENA
-        page_window = None                      # one query per page, Athena prunes by itself
-        def __init__(self, lake, rollups, ...): self.index = LakeIndex(lake, rollups); self.has_rollups = ...
-        def fetch(self, stmt, values, scope):
-            params = stmt.bind({**values, **sql.prune_values(scope.start, scope.end)})
-            run start_query_execution(QueryString=stmt.sql,
-                                      ExecutionParameters=[sql.athena_parameter(p) for p in params], ...)
-            and convert the result strings to Decimal / int / UTC datetime by column.
+The Athena engine (`query.athena.AthenaEngine`, boto3) implements the same protocol for
+the AWS shape: the same questions in the Athena dialect, values in `ExecutionParameters`,
+partition pruning by projection instead of a file list.
 
 The catalogue gives Athena's page statement a fixed LIMIT (`sql.ATHENA_FETCH_SIZES`).
 """
