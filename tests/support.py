@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import time
+from decimal import Decimal
 from pathlib import Path
+
+from coinlake.contract import LandingRecord, event_id_for, format_ts
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -24,3 +28,17 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def spot(crypto: str, at: dt.datetime, amount: str | Decimal) -> LandingRecord:
+    """A landing record as the poller makes it: `crypto`-USD at `at` (also its ingest time)."""
+    ts = format_ts(at)
+    return LandingRecord(
+        event_id=event_id_for("coinbase", f"{crypto}-USD", at),
+        source="coinbase",
+        crypto=crypto,
+        currency="USD",
+        amount=amount if isinstance(amount, str) else f"{amount:f}",
+        timestamp_utc=ts,
+        ingested_at=ts,
+    )

@@ -12,24 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coinlake.api.app import create_app
-from coinlake.contract import LandingRecord, event_id_for, format_ts, landing_prefix, utc_now
+from coinlake.contract import LandingRecord, landing_prefix, utc_now
 from coinlake.pipeline import Pipeline
 from coinlake.settings import Settings, load_settings
 
+from support import spot
+
 PLANS = {"tight": {"rate_limit": 1, "burst_limit": 2, "quota_limit": 3, "quota_period": "DAY"}}
-
-
-def spot(crypto: str, at: dt.datetime, amount: Decimal) -> LandingRecord:
-    ts = format_ts(at)
-    return LandingRecord(
-        event_id=event_id_for("coinbase", f"{crypto}-USD", at),
-        source="coinbase",
-        crypto=crypto,
-        currency="USD",
-        amount=f"{amount:f}",
-        timestamp_utc=ts,
-        ingested_at=ts,
-    )
 
 
 def history(now: dt.datetime) -> list[LandingRecord]:

@@ -78,9 +78,9 @@ def test_latest_sees_the_stream_before_the_etl(client, auth, dataset):
 
 
 def test_latest_sees_a_new_price_within_a_second(client, auth, dataset):
-    from tests.api.conftest import spot
-
     from coinlake.stream.log import StreamLog
+
+    from support import spot
 
     at = dt.datetime.now(dt.UTC)
     with StreamLog(dataset.settings.stream_path) as log:

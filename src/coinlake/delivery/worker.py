@@ -118,38 +118,31 @@ class Delivery:
     def poll_once(self) -> list[str]:
         """Read what the stream has after the buffer, and write every buffer that has
         reached a hint (size, or age of its oldest record). Returns the keys written."""
-        keys: list[str] = []
-        before = self.failures
-        try:
-            if not self._sync(keys):
-                return keys
-            while True:
-                self._fill()
-                if not self._count or not (self._full or self._due()):
-                    break
-                if not self._deliver_buffer(keys):
-                    break
-        except BaseException:
-            self._desync()
-            raise
-        if self.failures and self.failures == before:
-            self._healthy()
-        return keys
+        return self._deliver(until=None)
 
     def flush(self) -> list[str]:
         """Write everything in the stream up to its current end now, whatever the hints
         (used at shutdown). Returns the keys written; a failed write is logged and
         counted, and its records stay in the stream for the next start."""
+        return self._deliver(until=self.stream.last_seq())
+
+    def _deliver(self, until: int | None) -> list[str]:
+        """Fill and write buffers: those that reached a hint (`until=None`), or everything
+        up to `until` regardless of the hints."""
         keys: list[str] = []
         before = self.failures
         try:
             if not self._sync(keys):
                 return keys
-            end = self.stream.last_seq()
             while True:
-                self._fill(until=end)
-                if not self._count:
-                    break
+                if until is None:
+                    self._fill()
+                    if not self._count or not (self._full or self._due()):
+                        break
+                else:
+                    self._fill(until=until)
+                    if not self._count:
+                        break
                 if not self._deliver_buffer(keys):
                     break
         except BaseException:

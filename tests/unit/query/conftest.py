@@ -8,26 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from coinlake.contract import LandingRecord, event_id_for, format_ts, landing_prefix
+from coinlake.contract import LandingRecord, landing_prefix
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import run_etl
 from coinlake.state import StateStore
 from coinlake.storage import Storage
 
+from support import spot
+
 T0 = dt.datetime(2026, 11, 24, 4, 0, 0, tzinfo=dt.UTC)
-
-
-def spot(crypto: str, at: dt.datetime, amount: str) -> LandingRecord:
-    ts = format_ts(at)
-    return LandingRecord(
-        event_id=event_id_for("coinbase", f"{crypto}-USD", at),
-        source="coinbase",
-        crypto=crypto,
-        currency="USD",
-        amount=amount,
-        timestamp_utc=ts,
-        ingested_at=ts,
-    )
 
 
 class Loader:
