@@ -66,7 +66,8 @@ def _table(crypto: str, start: dt.datetime, minutes: int, seed: int):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from coinlake.contract import EVENT_NAMESPACE, LAKE_FILE_SCHEMA
+    from coinlake.contract import EVENT_NAMESPACE
+    from coinlake.lake import LAKE_FILE_SCHEMA
 
     first_us = int(start.timestamp()) * 1_000_000
     ts = pa.array([first_us + i * 60_000_000 for i in range(minutes)], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
@@ -94,6 +95,7 @@ def _table(crypto: str, start: dt.datetime, minutes: int, seed: int):
 def _write_month(job: tuple[str, str, str, str, str, int]) -> dict:
     """One crypto-month: its hour partition files and its rollup file (run in a worker)."""
     from coinlake.etl import rollup, writer
+    from coinlake.lake import partition_dir
     from coinlake.storage import Storage
 
     lake_dir, rollup_dir, crypto, start_s, end_s, seed = job
@@ -106,7 +108,7 @@ def _write_month(job: tuple[str, str, str, str, str, int]) -> dict:
         at = start + h * HOUR
         part = table.slice(h * 60, 60)
         lake.write_atomic(
-            writer.partition_key(crypto, at.year, at.month, at.day, at.hour), writer.to_parquet_bytes(part)
+            f"{partition_dir(crypto, at.year, at.month, at.day, at.hour)}/data.parquet", writer.to_parquet_bytes(part)
         )
         files += 1
     rollup.write_month(rollups, crypto, start.year, start.month, rollup.aggregate(table))

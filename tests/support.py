@@ -42,3 +42,26 @@ def spot(crypto: str, at: dt.datetime, amount: str | Decimal) -> LandingRecord:
         timestamp_utc=ts,
         ingested_at=ts,
     )
+
+
+def lake_file_key(crypto: str, year: int, month: int, day: int, hour: int, name: str = "data.parquet") -> str:
+    """A lake file's key (the legacy name `data.parquet`, generation 0, unless named)."""
+    from coinlake.lake import partition_dir
+
+    return f"{partition_dir(crypto, year, month, day, hour)}/{name}"
+
+
+def rollup_file_key(crypto: str, year: int, month: int, name: str = "data.parquet") -> str:
+    from coinlake.lake import rollup_dir
+
+    return f"{rollup_dir(crypto, year, month)}/{name}"
+
+
+def normalized_key(key: str) -> str:
+    """A lake or rollup file's key with its generation name shown as `data.parquet`
+    (asserting that it is one), for comparing layouts whatever the generation."""
+    from coinlake.lake import generation_of
+
+    folder, _, name = key.rpartition("/")
+    assert generation_of(name) is not None, f"{key} is not a coinlake data file"
+    return f"{folder}/data.parquet"

@@ -196,8 +196,16 @@ def etl(
         if rebuild_rollups:
             from coinlake.etl.rollup import rebuild_rollups as rebuild
 
-            months = rebuild(pipeline.lake, pipeline.rollups, lock_path=settings.data_dir / "etl.lock")
-            out.print(f"rollups rebuilt: {months} month files in {settings.rollups}", highlight=False)
+            result = rebuild(pipeline.lake, pipeline.rollups, lock_path=settings.data_dir / "etl.lock")
+            out.print(f"rollups rebuilt: {result.months} month files in {settings.rollups}", highlight=False)
+            if result.set_aside:
+                pipeline.schedule_repair(result.partitions)
+                r = pipeline.etl_once()
+                out.print(
+                    f"{len(result.set_aside)} unreadable lake files set aside ({', '.join(result.set_aside)}); "
+                    f"{r.repaired} rows put back from the landing zone",
+                    highlight=False,
+                )
 
 
 @app.command()

@@ -14,15 +14,11 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-SOURCE_COINBASE = "coinbase"
-TABLE_NAME = "spot_prices"
+from coinlake.lake import CODE, PRICE_SCALE
 
-#: `price` is DECIMAL(38,12): exact, unlike the seed's 32-bit float.
-PRICE_PRECISION = 38
-PRICE_SCALE = 12
+SOURCE_COINBASE = "coinbase"
 #: Amounts above this are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 
@@ -30,9 +26,8 @@ DEFAULT_MAX_AMOUNT = Decimal("1e12")
 #: let a replayed record in with a new id.
 EVENT_NAMESPACE = uuid.UUID("6f1d1c52-8b8e-4d8a-9a55-63c0b1e4f7a1")
 
-_CODE = re.compile(r"^[A-Z0-9]{1,12}$")
+_CODE = CODE
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-PARTITION_COLUMNS = ("crypto", "year", "month", "day", "hour")
 
 
 class ContractError(ValueError):
@@ -131,7 +126,7 @@ def to_price(amount: str) -> Decimal:
 def parse_pair(pair: str) -> tuple[str, str]:
     """`BTC-USD` -> (`BTC`, `USD`); raises ContractError on anything else."""
     parts = pair.strip().upper().split("-")
-    if len(parts) != 2 or not all(_CODE.match(p) for p in parts):
+    if len(parts) != 2 or not all(_CODE.fullmatch(p) for p in parts):
         raise ContractError("bad_pair", f"not a Coinbase pair like BTC-USD: {pair!r}")
     return parts[0], parts[1]
 
@@ -161,7 +156,7 @@ class LandingRecord(BaseModel):
     @field_validator("crypto", "currency")
     @classmethod
     def _code(cls, v: str) -> str:
-        if not _CODE.match(v):
+        if not _CODE.fullmatch(v):
             raise ValueError(f"must be an upper-case currency code like BTC, got {v!r}")
         return v
 
@@ -257,33 +252,6 @@ def split_json_values(line: bytes) -> list[bytes]:
 
 # -------------------------------------------------------------------- the lake
 
-#: Columns stored inside each Parquet file. Partition columns live in the path
-#: (`crypto=…/year=…/month=…/day=…/hour=…`), as Spark's `partitionBy` writes them.
-LAKE_FILE_SCHEMA = pa.schema(
-    [
-        ("currency", pa.string()),
-        ("price", pa.decimal128(PRICE_PRECISION, PRICE_SCALE)),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("date", pa.date32()),
-        ("timestamp_utc", pa.string()),
-        ("event_id", pa.string()),
-        ("source", pa.string()),
-        ("ingested_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
-#: The full table `spot_prices` as a query engine sees it.
-LAKE_SCHEMA = pa.schema(
-    [
-        ("crypto", pa.string()),
-        *LAKE_FILE_SCHEMA,
-        ("year", pa.int32()),
-        ("month", pa.int32()),
-        ("day", pa.int32()),
-        ("hour", pa.int32()),
-    ]
-)
-
 
 def lake_row(rec: LandingRecord) -> dict[str, Any]:
     """The lake row of one landing record: the transform of the data contract."""
@@ -300,8 +268,3 @@ def lake_row(rec: LandingRecord) -> dict[str, Any]:
         "ingested_at": parse_ts(rec.ingested_at),
         **partition_values(ts),
     }
-
-
-def partition_path(crypto: str, year: int, month: int, day: int, hour: int) -> str:
-    """Hive-style partition directory, integers unpadded as Spark writes them."""
-    return f"crypto={crypto}/year={year}/month={month}/day={day}/hour={hour}"

@@ -72,6 +72,13 @@ class Pipeline:
             lock_path=self.settings.data_dir / "etl.lock",
         )
 
+    def schedule_repair(self, partitions) -> None:
+        """Have the next ETL pass rebuild these partitions from the landing zone."""
+        from coinlake.etl.job import REPAIR_KEY
+
+        pending = {tuple(p) for p in self.state.get(REPAIR_KEY) or []} | {tuple(p) for p in partitions}
+        self.state.set(REPAIR_KEY, sorted(pending))
+
     def delivery(self) -> Delivery:
         s = self.settings
         return Delivery(

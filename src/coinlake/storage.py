@@ -22,6 +22,8 @@ TEMP_PREFIX = ".tmp-"
 class FileInfo:
     key: str  # path relative to the storage root, `/`-separated
     size: int
+    #: Changes whenever the content may have changed: the S3 ETag, or a local file's mtime in ns.
+    version: str = ""
 
 
 class Storage:
@@ -68,6 +70,59 @@ class Storage:
             raise
         _fsync_dir(directory)
 
+    def write_new(self, key: str, data: bytes) -> None:
+        """Write `key` only if it does not exist yet (atomically, like `write_atomic`);
+        raises FileExistsError otherwise. Never replaces content a reader may be using."""
+        path = self.path(key)
+        if not self.local:
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                raise
+            except OSError as exc:  # S3's 412 Precondition Failed
+                if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                    raise FileExistsError(path) from None
+                raise
+            return
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{os.path.basename(path)}.{uuid.uuid4().hex}.part")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)  # fails with FileExistsError: no replace, ever
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _fsync_dir(directory)
+
+    def move(self, key: str, to_key: str) -> None:
+        """Move a file within this storage (local: a rename; S3: copy, then delete)."""
+        if not self.local:
+            self.fs.mv(self.path(key), self.path(to_key))
+            return
+        target = self.path(to_key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(self.path(key), target)
+        _fsync_dir(os.path.dirname(target))
+
+    def names(self, folder: str) -> list[str]:
+        """Names of the files directly in `folder` (temp files included), sorted; [] if none."""
+        path = self.path(folder)
+        if self.local:
+            try:
+                return sorted(e.name for e in os.scandir(path) if e.is_file())
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") != "directory")
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         if self.fs.exists(path):
@@ -97,7 +152,7 @@ class Storage:
             name = key.rsplit("/", 1)[-1]
             if name.startswith(TEMP_PREFIX) or (suffix and not name.endswith(suffix)):
                 continue
-            out.append(FileInfo(key=key, size=int(info.get("size") or 0)))
+            out.append(FileInfo(key=key, size=int(info.get("size") or 0), version=_version(info)))
         out.sort(key=lambda f: f.key)
         return out
 
@@ -112,6 +167,17 @@ class Storage:
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1
         return removed
+
+
+def _version(info: dict) -> str:
+    """What changes when an object's content may have changed: its ETag, or its mtime (ns)."""
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return str(etag).strip('"')
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if isinstance(mtime, int | float):  # a local file: a rewrite changes its inode or mtime
+        return f"{int(mtime * 1_000_000_000)}.{info.get('ino', 0)}"
+    return str(mtime or "")
 
 
 def _fsync_dir(directory: str) -> None:

@@ -8,12 +8,12 @@ import uuid
 import boto3
 import pytest
 
-from coinlake.contract import LAKE_FILE_SCHEMA, PARTITION_COLUMNS
-from coinlake.etl.rollup import ROLLUP_SCHEMA, month_key
-from coinlake.etl.writer import partition_key
+from coinlake.lake import LAKE_FILE_SCHEMA, PARTITION_COLUMNS, ROLLUP_SCHEMA
 from coinlake.query import sql
 from coinlake.query.athena import candles_ddl, spot_prices_ddl, table_input
 from coinlake.storage import Storage
+
+from support import lake_file_key, rollup_file_key
 
 
 def _fill(template: str, **values) -> str:
@@ -40,14 +40,14 @@ def test_glue_accepts_both_tables_and_projection_points_at_the_etl_layout(aws_en
     # unpadded integers, as the ETL writes them (month=1, hour=7): no `digits`
     assert not any(k.endswith(".digits") for k in p)
     path = _fill(p["storage.location.template"], crypto="BTC", year=2026, month=1, day=5, hour=7)
-    assert path + "data.parquet" == lake.url(partition_key("BTC", 2026, 1, 5, 7))
+    assert path + "data.parquet" == lake.url(lake_file_key("BTC", 2026, 1, 5, 7))
 
     rollup = glue.get_table(DatabaseName=db, Name="candles_1h")["Table"]
     assert [k["Name"] for k in rollup["PartitionKeys"]] == ["crypto", "year", "month"]
     assert [c["Name"] for c in rollup["StorageDescriptor"]["Columns"]] == ROLLUP_SCHEMA.names
     assert {c["Name"]: c["Type"] for c in rollup["StorageDescriptor"]["Columns"]}["count"] == "bigint"
     path = _fill(rollup["Parameters"]["storage.location.template"], crypto="ETH", year=2026, month=11)
-    assert path + "data.parquet" == rollups.url(month_key("ETH", 2026, 11))
+    assert path + "data.parquet" == rollups.url(rollup_file_key("ETH", 2026, 11))
 
 
 def test_the_ddl_says_the_same_as_the_table_input():

@@ -4,13 +4,19 @@ bookmarks, locally).
 Steps, under an exclusive inter-process lock (`lock.EtlLock`):
 
 1. List the landing files (`YYYY/MM/DD/HH/<name>`) whose bookmark (`etl.landing`:
-   key -> size) is missing or differs, in key order.
+   key -> content identity: size, version (ETag or mtime) and SHA-256) is missing or
+   differs, in key order. A bookmarked file whose content changed is read again (and
+   counted in `etl.changed_files`): its records that are new reach the lake, the others
+   are already there once.
 2. Read and parse them in bounded batches (about `max_batch_records` valid records).
    Bad lines go to the dead-letter area, each exactly once across re-runs (see
    `_Rejects`); they never reach the lake.
 3. Transform the batch (`transform.to_table`), keep the first record of every
    `event_id`, split by hour partition and merge each partition into its one Parquet
-   file (`writer.merge_partition`: drop ids already there, rewrite atomically).
+   as a new file (`writer.merge_partition`: drop ids already there, never write over a
+   file). A partition file that cannot be read is set aside (`_quarantine/`), the batch
+   goes on without it, and the partition is rebuilt from every landing file at the end
+   of the pass (`etl.repair`); other partitions are never held up by it.
 4. Only after every partition of the batch is written, bookmark the batch's files, then
    add the counters.
 
@@ -21,6 +27,7 @@ event ends up in the lake exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -30,11 +37,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from coinlake import lake as layout
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
 from coinlake.etl.lock import EtlLock
 from coinlake.etl.parse import BadLine, Rows, parse_files
 from coinlake.etl.transform import split_partitions, to_table
+from coinlake.etl.writer import CorruptFile
 from coinlake.state import StateStore
 from coinlake.storage import FileInfo, Storage
 
@@ -45,7 +54,11 @@ BOOKMARK_NAMESPACE = "etl.landing"
 #: Marks of dead-lettered lines, one namespace per landing file: `etl.rejected:<key>`.
 REJECTED_PREFIX = "etl.rejected:"
 LAST_PASS_KEY = "etl.last_pass"
+#: Partitions to rebuild from the landing zone (their file was set aside).
+REPAIR_KEY = "etl.repair"
 COUNTERS = ("files", "records", "written", "duplicates", "rejected")
+#: The lock that keeps writers of one local lake apart, whichever data dir they run from.
+LAKE_LOCK = "_coinlake-etl.lock"
 
 #: Firehose's default key layout (UTC): `YYYY/MM/DD/HH/<name>`; anything else is ignored.
 LANDING_KEY = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/._][^/]*")
@@ -63,6 +76,8 @@ class EtlResult:
     duplicates: int = 0  # valid records not added: their event_id was already there
     rejected: int = 0  # bad lines dead-lettered by this pass
     partitions: int = 0  # partition files (re)written
+    set_aside: int = 0  # unreadable lake or rollup files moved to _quarantine/
+    repaired: int = 0  # rows put back into set-aside partitions from the landing zone
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, float | int]:
@@ -88,17 +103,17 @@ def run_etl(
     """
     if max_batch_records < 1:
         raise ValueError("max_batch_records must be at least 1")
-    with EtlLock(lock_path, timeout=lock_timeout):
+    with EtlLock(lock_path, timeout=lock_timeout), _lake_lock(lake, lock_timeout):
         started = time.perf_counter()
         _clean_lake_once(lake)
+        pass_ = _Pass(lake, rollups, state)
         totals = dict.fromkeys(COUNTERS, 0)
-        partitions = 0
         rejects = _Rejects(state, dead_letters)
-        for files, count, table in _batches(landing, pending_files(landing, state), rejects, max_batch_records):
-            written, touched = _load(lake, table)
-            if rollups is not None:  # before the bookmark: a pass that dies here redoes both
-                rollup.refresh_rollups(lake, rollups, rollup.partitions_of(table))
-            state.mark(BOOKMARK_NAMESPACE, [(f.key, str(f.size)) for f in files])
+        pending = pending_files(landing, state)
+        _notice_changes(pending, state)
+        for files, count, table in _batches(landing, pending, rejects, max_batch_records):
+            written = pass_.load(table)
+            state.mark(BOOKMARK_NAMESPACE, [(f.key, _identity(f)) for f in files])
             batch = {
                 "files": len(files),
                 "records": count,
@@ -109,11 +124,17 @@ def run_etl(
                 if n:
                     state.incr(f"etl.{name}", n)
                 totals[name] += n
-            partitions += touched
-            log.debug("etl batch: %s, partitions=%d", batch, touched)
+            log.debug("etl batch: %s", batch)
+        repaired = pass_.repair(landing, rejects, max_batch_records)
         totals["rejected"] = rejects.count
         state.incr("etl.passes")
-        result = EtlResult(**totals, partitions=partitions, seconds=time.perf_counter() - started)
+        result = EtlResult(
+            **totals,
+            partitions=pass_.touched,
+            set_aside=pass_.set_aside,
+            repaired=repaired,
+            seconds=time.perf_counter() - started,
+        )
         state.set(LAST_PASS_KEY, {**result.as_dict(), "finished_at": time.time()})
         log.log(
             logging.INFO if result.files else logging.DEBUG,
@@ -127,6 +148,91 @@ def run_etl(
             result.seconds,
         )
         return result
+
+
+class _Pass:
+    """Writes batches into the lake and its rollups; sets unreadable files aside and
+    remembers their partitions for `repair`."""
+
+    def __init__(self, lake: Storage, rollups: Storage | None, state: StateStore):
+        self.lake = lake
+        self.rollups = rollups
+        self.state = state
+        self.touched = 0
+        self.set_aside = 0
+
+    def load(self, table: pa.Table, only: set[rollup.Partition] | None = None) -> int:
+        """Merge a batch (rows of `only` these partitions, if given), then refresh its
+        rollups (before the caller bookmarks: a pass that dies here redoes both)."""
+        written = 0
+        for key, part in split_partitions(table):
+            if only is not None and key not in only:
+                continue
+            added = self._merge(key, part)
+            if added:
+                written += added
+                self.touched += 1
+        if self.rollups is not None:
+            self._refresh(rollup.partitions_of(table) if only is None else sorted(only))
+        return written
+
+    def _merge(self, key: rollup.Partition, rows: pa.Table) -> int:
+        folder = layout.partition_dir(*key)
+        while True:
+            try:
+                return writer.merge_partition(self.lake, folder, rows)
+            except CorruptFile as exc:  # set it aside, merge into what is left, rebuild later
+                self._set_aside(exc, key)
+
+    def _refresh(self, partitions: list[rollup.Partition]) -> None:
+        assert self.rollups is not None
+        while True:
+            try:
+                rollup.refresh_rollups(self.lake, self.rollups, partitions)
+                return
+            except CorruptFile as exc:
+                key = layout.parse_partition_dir(layout.split_key(exc.key)[0])
+                if key is None or exc.storage is not self.lake:
+                    raise
+                self._set_aside(exc, key)
+
+    def _set_aside(self, exc: CorruptFile, key: rollup.Partition) -> None:
+        writer.set_aside(exc.storage, exc.key)
+        self.set_aside += 1
+        self.state.incr("etl.set_aside")
+        pending = {tuple(p) for p in self.state.get(REPAIR_KEY) or []}
+        pending.add(tuple(key))
+        self.state.set(REPAIR_KEY, sorted(pending))
+
+    def repair(self, landing: Storage, rejects: _Rejects, max_records: int) -> int:
+        """Rebuild the partitions whose file was set aside from every landing file still
+        there (records already in the lake stay once). Returns rows put back."""
+        wanted = {tuple(p) for p in self.state.get(REPAIR_KEY) or []}
+        if not wanted:
+            return 0
+        log.warning("rebuilding %d partition(s) from the landing zone: %s", len(wanted), sorted(wanted))
+        files = [f for f in landing.list() if LANDING_KEY.fullmatch(f.key)]
+        written = 0
+        for _files, _count, table in _batches(landing, files, rejects, max_records):
+            written += self.load(table, only=wanted)  # type: ignore[arg-type]
+        self.state.set(REPAIR_KEY, [])
+        self.state.incr("etl.repaired", written)
+        log.warning("rebuilt %d partition(s): %d rows put back from the landing zone", len(wanted), written)
+        return written
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _lake_lock(lake: Storage, timeout: float | None) -> EtlLock | _NoLock:
+    """Writers of one local lake from several data dirs take turns (a lock file in the
+    lake's root, which no reader lists); an object-store lake has one writer."""
+    return EtlLock(Path(lake.path(LAKE_LOCK)), timeout=timeout) if lake.local else _NoLock()
 
 
 # ---------------------------------------------------------------------------- steps
@@ -147,10 +253,38 @@ def _clean_lake_once(lake: Storage) -> None:
 
 
 def pending_files(landing: Storage, state: StateStore) -> list[FileInfo]:
-    """Landing files the next pass will read: landing keys not bookmarked yet (or bookmarked
-    with another size), in key order. Also what `status` should count as awaiting ETL."""
+    """Landing files the next pass will read: landing keys not bookmarked yet, or whose
+    content may have changed since, in key order. Also what `status` counts as awaiting ETL."""
     done = state.marked(BOOKMARK_NAMESPACE)
-    return [f for f in landing.list() if LANDING_KEY.fullmatch(f.key) and done.get(f.key) != str(f.size)]
+    return [f for f in landing.list() if LANDING_KEY.fullmatch(f.key) and not _unchanged(f, done.get(f.key))]
+
+
+def _identity(info: _Read) -> str:
+    """A landing file's bookmark: `size:version:sha256`."""
+    return f"{info.size}:{info.version}:{info.sha256}"
+
+
+def _notice_changes(pending: list[FileInfo], state: StateStore) -> None:
+    done = state.marked(BOOKMARK_NAMESPACE)
+    changed = [f.key for f in pending if f.key in done]
+    if changed:
+        log.warning(
+            "%d landing file(s) changed since they were loaded, reading them again (records already in the lake "
+            "stay once): %s",
+            len(changed),
+            ", ".join(changed[:5]) + (" …" if len(changed) > 5 else ""),
+        )
+        state.incr("etl.changed_files", len(changed))
+
+
+def _unchanged(info: FileInfo, bookmark: str | None) -> bool:
+    if bookmark is None:
+        return False
+    size, _, rest = bookmark.partition(":")
+    if not rest:  # a bookmark from before content identities: the size alone
+        return size == str(info.size)
+    version = rest.partition(":")[0]
+    return size == str(info.size) and version == info.version
 
 
 def _batches(
@@ -184,7 +318,7 @@ def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[Fi
     for (info, data), bad in zip(group, parse_files([d for _, d in group], rows), strict=True):
         if bad:
             rejects.reject(info.key, bad)
-        files.append(FileInfo(info.key, len(data)))
+        files.append(_Read(info.key, len(data), info.version, hashlib.sha256(data).hexdigest()))
 
 
 def _read_all(landing: Storage, pending: list[FileInfo]) -> Iterator[tuple[FileInfo, bytes]]:
@@ -213,15 +347,11 @@ def _read_all(landing: Storage, pending: list[FileInfo]) -> Iterator[tuple[FileI
             yield info, data
 
 
-def _load(lake: Storage, table: pa.Table) -> tuple[int, int]:
-    """Merge one batch into the lake. Returns (rows written, partition files written)."""
-    written = touched = 0
-    for key, part in split_partitions(table):
-        added = writer.merge_partition(lake, writer.partition_key(*key), part)
-        if added:
-            written += added
-            touched += 1
-    return written, touched
+@dataclass(frozen=True)
+class _Read(FileInfo):
+    """A landing file as read: its size is that of the bytes parsed."""
+
+    sha256: str = ""
 
 
 class _Rejects:

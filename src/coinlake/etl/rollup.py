@@ -2,7 +2,9 @@
 
 Layout (under its own storage root, by default `<lake's parent>/rollups`):
 
-    candles_1h/crypto=BTC/year=2026/month=11/data.parquet
+    candles_1h/crypto=BTC/year=2026/month=11/data-<generation>.parquet
+
+(`coinlake.lake` defines the layout, the schema `ROLLUP_SCHEMA` and how files are replaced.)
 
 One row per (hour, currency) with data: `bucket` (the hour's start, UTC), `currency`,
 `open`, `high`, `low`, `close`, `sum` (DECIMAL(38,12)), `count`, and the times
@@ -13,7 +15,7 @@ price with its time are exact merges of these rows.
 
 Maintenance: `refresh_rollups` recomputes the hours a batch touched from their lake
 partition files (the whole month when its rollup file does not exist yet) and rewrites
-each affected month file atomically. The ETL calls it after merging a batch and before
+each affected month as a new file. The ETL calls it after merging a batch and before
 bookmarking it, so a pass that dies in between redoes the batch and the rollup with it.
 `rebuild_rollups` recomputes everything from an existing lake.
 """
@@ -22,50 +24,28 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from coinlake.contract import PARTITION_COLUMNS, PRICE_PRECISION, PRICE_SCALE
+from coinlake import lake as layout
 from coinlake.etl import writer
 from coinlake.etl.lock import EtlLock
+from coinlake.etl.writer import CorruptFile
 from coinlake.storage import Storage
 
 log = logging.getLogger(__name__)
 
-ROLLUP_DIR = "candles_1h"
-ROLLUP_FILE = "data.parquet"
-#: Lake files fetched concurrently from an object store.
-READ_GROUP = 32
 
-_TS = pa.timestamp("us", tz="UTC")
-_PRICE = pa.decimal128(PRICE_PRECISION, PRICE_SCALE)
-
-ROLLUP_SCHEMA = pa.schema(
-    [
-        ("bucket", _TS),
-        ("currency", pa.string()),
-        ("open", _PRICE),
-        ("high", _PRICE),
-        ("low", _PRICE),
-        ("close", _PRICE),
-        ("count", pa.int64()),
-        ("sum", _PRICE),
-        ("first_at", _TS),
-        ("last_at", _TS),
-        ("high_at", _TS),
-        ("low_at", _TS),
-    ]
-)
-
-#: Partition keys of a rollup file, as they appear in its path.
-ROLLUP_PARTITIONS = ("crypto", "year", "month")
+_TS = layout.arrow_type("timestamp")
+_PRICE = layout.arrow_type("decimal")
+_ROWS_COLUMNS = ["currency", "price", "timestamp", "event_id"]
 
 # The lake's order is (timestamp, event_id): open/close and high_at/low_at follow it.
 _AGGREGATE = """
@@ -86,21 +66,11 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 
-_LAKE_FILE = re.compile(
-    r"crypto=([A-Z0-9]{1,12})/year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)/" + re.escape(writer.PARTITION_FILE)
-)
-_ROLLUP_FILE = re.compile(re.escape(ROLLUP_DIR) + r"/crypto=([A-Z0-9]{1,12})/year=(\d+)/month=(\d+)/" + ROLLUP_FILE)
-
 Month = tuple[str, int, int]  # (crypto, year, month)
 Partition = tuple[str, int, int, int, int]  # (crypto, year, month, day, hour)
 
 
 # ------------------------------------------------------------------------- layout
-
-
-def month_key(crypto: str, year: int, month: int) -> str:
-    """`candles_1h/crypto=BTC/year=2026/month=11/data.parquet` (integers unpadded, as the lake's)."""
-    return f"{ROLLUP_DIR}/crypto={crypto}/year={year}/month={month}/{ROLLUP_FILE}"
 
 
 def rollup_uri_for(lake_uri: str) -> str:
@@ -126,8 +96,9 @@ def partitions_of(table: pa.Table) -> list[Partition]:
     """The distinct hour partitions (crypto, year, month, day, hour) of a `LAKE_SCHEMA` table."""
     if table.num_rows == 0:
         return []
-    keys = table.select(list(PARTITION_COLUMNS)).group_by(list(PARTITION_COLUMNS)).aggregate([])
-    return sorted(tuple(row[c] for c in PARTITION_COLUMNS) for row in keys.to_pylist())  # type: ignore[misc]
+    columns = list(layout.PARTITION_COLUMNS)
+    keys = table.select(columns).group_by(columns).aggregate([])
+    return sorted(tuple(row[c] for c in columns) for row in keys.to_pylist())  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------- compute
@@ -137,30 +108,28 @@ def aggregate(rows: pa.Table) -> pa.Table:
     """Lake rows (at least `currency`, `price`, `timestamp`, `event_id`) -> rollup rows
     (`ROLLUP_SCHEMA`), one per (hour, currency), sorted."""
     if rows.num_rows == 0:
-        return ROLLUP_SCHEMA.empty_table()
+        return layout.ROLLUP_SCHEMA.empty_table()
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.register("lake_rows", rows.select(["currency", "price", "timestamp", "event_id"]))
+        con.register("lake_rows", rows.select(_ROWS_COLUMNS))
         out = con.sql(_AGGREGATE).to_arrow_table()
     finally:
         con.close()
-    return out.cast(ROLLUP_SCHEMA)
+    return out.cast(layout.ROLLUP_SCHEMA)
 
 
 def read_month(rollups: Storage, crypto: str, year: int, month: int) -> pa.Table | None:
-    """A month's rollup rows, or None when its file does not exist."""
-    try:
-        data = rollups.read(month_key(crypto, year, month))
-    except FileNotFoundError:
-        return None
-    return pq.read_table(pa.BufferReader(data)).select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
+    """A month's rollup rows, or None when it has no file. Raises CorruptFile."""
+    table, _ = writer.read_folder(rollups, layout.rollup_dir(crypto, year, month), layout.ROLLUP_SCHEMA)
+    return table
 
 
 def write_month(rollups: Storage, crypto: str, year: int, month: int, table: pa.Table) -> None:
-    """Replace a month's rollup file atomically (rows sorted by bucket, currency)."""
-    table = table.cast(ROLLUP_SCHEMA).sort_by([("bucket", "ascending"), ("currency", "ascending")])
-    rollups.write_atomic(month_key(crypto, year, month), writer.to_parquet_bytes(table))
+    """Replace a month's rollup file (rows sorted by bucket, currency) with a new one."""
+    folder = layout.rollup_dir(crypto, year, month)
+    table = table.cast(layout.ROLLUP_SCHEMA).sort_by([("bucket", "ascending"), ("currency", "ascending")])
+    writer.replace_folder(rollups, folder, table, rollups.names(folder), now=time.time())
 
 
 # ------------------------------------------------------------------------- maintain
@@ -168,22 +137,28 @@ def write_month(rollups: Storage, crypto: str, year: int, month: int, table: pa.
 
 def refresh_rollups(lake: Storage, rollups: Storage, partitions: Iterable[Partition]) -> int:
     """Recompute the rollup rows of these hour partitions from the lake and rewrite their
-    month files atomically. A month without a rollup file yet is computed whole (every
-    hour partition of that month in the lake). Idempotent. Returns month files written."""
+    month files. A month without a rollup file yet (or whose file cannot be read: it is set
+    aside) is computed whole from every hour partition of that month in the lake.
+    Idempotent. Raises CorruptFile for a lake file that cannot be read. Returns month
+    files written."""
     months: dict[Month, set[tuple[int, int]]] = defaultdict(set)
     for crypto, year, month, day, hour in partitions:
         months[(crypto, int(year), int(month))].add((int(day), int(hour)))
     written = 0
     for (crypto, year, month), hours in sorted(months.items()):
-        existing = read_month(rollups, crypto, year, month)
+        try:
+            existing = read_month(rollups, crypto, year, month)
+        except CorruptFile as exc:
+            writer.set_aside(rollups, exc.key)
+            existing = None
         if existing is None:
-            keys = _month_lake_keys(lake, crypto, year, month)
-            kept = ROLLUP_SCHEMA.empty_table()
+            folders = _month_lake_folders(lake, crypto, year, month)
+            kept = layout.ROLLUP_SCHEMA.empty_table()
         else:
-            keys = [writer.partition_key(crypto, year, month, d, h) for d, h in sorted(hours)]
+            folders = [layout.partition_dir(crypto, year, month, d, h) for d, h in sorted(hours)]
             starts = pa.array([dt.datetime(year, month, d, h, tzinfo=dt.UTC) for d, h in hours], _TS)
             kept = existing.filter(pc.invert(pc.is_in(existing["bucket"], value_set=starts)))
-        fresh = aggregate(_read_lake(lake, keys))
+        fresh = aggregate(_read_lake(lake, folders))
         merged = pa.concat_tables([kept, fresh])
         if merged.num_rows == 0:
             continue
@@ -192,62 +167,73 @@ def refresh_rollups(lake: Storage, rollups: Storage, partitions: Iterable[Partit
     return written
 
 
-def rebuild_rollups(lake: Storage, rollups: Storage, *, lock_path: Path | None = None) -> int:
-    """Recompute every rollup month file from the lake (for a lake that existed before its
-    rollups, or after changing the lake by other means) and delete rollup files of months
-    the lake does not have. Pass the ETL's `lock_path` to keep passes out meanwhile.
-    Returns month files written."""
+def rebuild_rollups(lake: Storage, rollups: Storage, *, lock_path: Path | None = None) -> RebuildResult:
+    """Recompute every rollup month from the lake (for a lake that existed before its
+    rollups, after changing the lake by other means, or to repair a damaged rollup) and
+    delete rollup files of months the lake does not have. Lake files that cannot be read
+    are set aside (listed in the result) and the rest goes on. Pass the ETL's `lock_path`
+    to keep passes out meanwhile."""
     if lock_path is None:
         return _rebuild(lake, rollups)
     with EtlLock(lock_path):
         return _rebuild(lake, rollups)
 
 
-def _rebuild(lake: Storage, rollups: Storage) -> int:
-    by_month: dict[Month, list[str]] = defaultdict(list)
-    for f in lake.list(suffix=".parquet"):
-        m = _LAKE_FILE.fullmatch(f.key)
-        if m:
-            by_month[(m[1], int(m[2]), int(m[3]))].append(f.key)
-    for f in rollups.list(ROLLUP_DIR, suffix=".parquet"):
-        m = _ROLLUP_FILE.fullmatch(f.key)
-        if m and (m[1], int(m[2]), int(m[3])) not in by_month:
+@dataclass
+class RebuildResult:
+    months: int = 0
+    #: Lake files set aside (their partitions can be rebuilt from the landing zone).
+    set_aside: list[str] = field(default_factory=list)
+    partitions: list[Partition] = field(default_factory=list)
+
+
+def _rebuild(lake: Storage, rollups: Storage) -> RebuildResult:
+    by_month: dict[Month, set[str]] = defaultdict(set)
+    for folder in _lake_folders(lake, ""):
+        crypto, year, month, _, _ = layout.parse_partition_dir(folder)  # type: ignore[misc]
+        by_month[(crypto, year, month)].add(folder)
+    for f in rollups.list(layout.ROLLUP_DIR, suffix=layout.DATA_SUFFIX):
+        folder, name = layout.split_key(f.key)
+        month = layout.parse_rollup_dir(folder)
+        if month is not None and layout.is_data_file(name) and month not in by_month:
             rollups.delete(f.key)
-    for (crypto, year, month), keys in sorted(by_month.items()):
-        write_month(rollups, crypto, year, month, aggregate(_read_lake(lake, keys)))
-    log.info("rebuilt %d rollup month files from %s into %s", len(by_month), lake.uri, rollups.uri)
-    return len(by_month)
+    result = RebuildResult()
+    for (crypto, year, month), folders in sorted(by_month.items()):
+        rows = _read_lake(lake, sorted(folders), on_corrupt=result)
+        write_month(rollups, crypto, year, month, aggregate(rows))
+        result.months += 1
+    log.info("rebuilt %d rollup month files from %s into %s", result.months, lake.uri, rollups.uri)
+    return result
 
 
-def _month_lake_keys(lake: Storage, crypto: str, year: int, month: int) -> list[str]:
-    prefix = f"crypto={crypto}/year={year}/month={month}/"
-    return [f.key for f in lake.list(prefix, suffix=".parquet") if _LAKE_FILE.fullmatch(f.key)]
+def _lake_folders(lake: Storage, prefix: str) -> list[str]:
+    """Partition folders under `prefix` that hold a data file."""
+    found = set()
+    for f in lake.list(prefix, suffix=layout.DATA_SUFFIX):
+        folder, name = layout.split_key(f.key)
+        if layout.is_data_file(name) and layout.parse_partition_dir(folder) is not None:
+            found.add(folder)
+    return sorted(found)
 
 
-def _read_lake(lake: Storage, keys: list[str]) -> pa.Table:
-    """The rows of these lake partition files (missing files are skipped)."""
+def _month_lake_folders(lake: Storage, crypto: str, year: int, month: int) -> list[str]:
+    return _lake_folders(lake, f"crypto={crypto}/year={year}/month={month}/")
+
+
+def _read_lake(lake: Storage, folders: list[str], on_corrupt: RebuildResult | None = None) -> pa.Table:
+    """The rows (`currency`, `price`, `timestamp`, `event_id`) of these partition folders.
+    A file that cannot be read raises CorruptFile, or with `on_corrupt` is set aside,
+    recorded there, and skipped."""
     tables = []
-    if lake.local:
-        tables = [writer.read_partition(lake, k) for k in keys]
-    else:
-        for i in range(0, len(keys), READ_GROUP):
-            paths = [lake.path(k) for k in keys[i : i + READ_GROUP]]
-            found = lake.fs.cat(paths, on_error="return")  # concurrent GETs
-            for path in paths:
-                data = found.get(path)
-                if isinstance(data, FileNotFoundError) or data is None:
-                    continue
-                if isinstance(data, BaseException):
-                    raise data
-                tables.append(pq.read_table(pa.BufferReader(data)))
-    tables = [t.select(["currency", "price", "timestamp", "event_id"]) for t in tables if t.num_rows]
+    for folder in folders:
+        try:
+            tables.append(writer.read_partition(lake, folder).select(_ROWS_COLUMNS))
+        except CorruptFile as exc:
+            if on_corrupt is None:
+                raise
+            on_corrupt.set_aside.append(writer.set_aside(lake, exc.key))
+            on_corrupt.partitions.append(layout.parse_partition_dir(folder))  # type: ignore[arg-type]
+    tables = [t for t in tables if t.num_rows]
     if not tables:
-        return pa.table(
-            {
-                "currency": pa.array([], pa.string()),
-                "price": pa.array([], _PRICE),
-                "timestamp": pa.array([], _TS),
-                "event_id": pa.array([], pa.string()),
-            }
-        )
+        return pa.schema([(n, layout.LAKE_FILE_SCHEMA.field(n).type) for n in _ROWS_COLUMNS]).empty_table()
     return pa.concat_tables(tables)

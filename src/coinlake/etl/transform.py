@@ -2,7 +2,7 @@
 
 Canonically shaped records (see `parse.Rows`) are cast column-wise with Arrow (tests
 prove the result equal to `lake_row`); the others arrive already transformed by
-`lake_row`. The result has the contract's `LAKE_SCHEMA`.
+`lake_row`. The result has the lake's `LAKE_SCHEMA` (`coinlake.lake`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from coinlake.contract import LAKE_FILE_SCHEMA, LAKE_SCHEMA, PARTITION_COLUMNS
 from coinlake.etl.parse import LANDING_FIELDS, Rows
+from coinlake.lake import LAKE_FILE_SCHEMA, LAKE_SCHEMA, PARTITION_COLUMNS
 
 _TS = pa.timestamp("us", tz="UTC")
 _PRICE = LAKE_SCHEMA.field("price").type

@@ -41,10 +41,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-import pyarrow as pa
-
-from coinlake.contract import LAKE_FILE_SCHEMA, PARTITION_COLUMNS, TABLE_NAME
-from coinlake.etl.rollup import ROLLUP_DIR, ROLLUP_PARTITIONS, ROLLUP_SCHEMA
+from coinlake import lake as layout
+from coinlake.lake import TABLE_NAME
 from coinlake.query import sql
 from coinlake.query.engine import QueryError
 from coinlake.query.engines import Scope
@@ -398,105 +396,17 @@ class AthenaIndex:
 
 # ---------------------------------------------------------------------------- tables (DDL)
 
-PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-#: Default projected years: keep the range tight, a query without time bounds (inventory)
-#: enumerates every projected partition.
-DEFAULT_YEARS = (2024, 2040)
-_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()=/\-]*)?")
-_PARTITION_TYPES = {"crypto": "string", "year": "int", "month": "int", "day": "int", "hour": "int"}
-_RANGES = {"month": "1,12", "day": "1,31", "hour": "0,23"}
-
-
-def hive_type(t: pa.DataType) -> str:
-    """The Glue/Hive type of a lake or rollup column's Arrow type."""
-    if pa.types.is_string(t):
-        return "string"
-    if pa.types.is_decimal(t):
-        return f"decimal({t.precision},{t.scale})"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_date32(t):
-        return "date"
-    if pa.types.is_int32(t):
-        return "int"
-    if pa.types.is_int64(t):
-        return "bigint"
-    raise TypeError(f"no Hive type for {t}")
-
-
-def _location(uri: str) -> str:
-    uri = uri.rstrip("/") + "/"
-    if not _S3_URI.fullmatch(uri):
-        raise ValueError(f"a table location must be a plain s3:// URI, got {uri!r}")
-    return uri
-
-
-def _cryptos(cryptos: Iterable[str]) -> list[str]:
-    codes = list(dict.fromkeys(cryptos))
-    if not codes or not all(_CODE.fullmatch(c) for c in codes):
-        raise ValueError(f"cryptos must be codes like BTC, got {codes!r}")
-    return codes
-
-
-def table_parameters(
-    location: str, partitions: Sequence[str], cryptos: Iterable[str], years: tuple[int, int] = DEFAULT_YEARS
-) -> dict[str, str]:
-    """Glue table parameters: Parquet, and partition projection over `location`'s Hive layout
-    (`crypto=BTC/year=2026/month=11/…`, integers unpadded: no `digits`)."""
-    first, last = years
-    if not 1970 <= first <= last <= 9999:
-        raise ValueError(f"bad projected years {years!r}")
-    params = {
-        "EXTERNAL": "TRUE",
-        "classification": "parquet",
-        "parquet.compression": "SNAPPY",
-        "projection.enabled": "true",
-        "projection.crypto.type": "enum",
-        "projection.crypto.values": ",".join(_cryptos(cryptos)),
-        "projection.year.type": "integer",
-        "projection.year.range": f"{first},{last}",
-    }
-    for name in partitions[2:]:
-        params[f"projection.{name}.type"] = "integer"
-        params[f"projection.{name}.range"] = _RANGES[name]
-    template = "/".join(f"{p}=${{{p}}}" for p in partitions)
-    params["storage.location.template"] = f"{_location(location)}{template}/"
-    return params
+#: The Glue tables are defined with the lake's layout, in `coinlake.lake`.
+DEFAULT_YEARS = layout.DEFAULT_YEARS
+table_parameters = layout.table_parameters
+hive_type = layout.hive_type
 
 
 def table_input(
     kind: str, location: str, cryptos: Iterable[str], *, name: str | None = None, years=DEFAULT_YEARS
 ) -> dict[str, Any]:
-    """A Glue `TableInput` (boto3 `glue.create_table`, Terraform `aws_glue_catalog_table`).
-
-    `kind` "raw": `spot_prices` at the lake's root `location`; "rollup": `candles_1h` under
-    `location`, the rollups' root (the table lives in its `candles_1h/` folder)."""
-    if kind == sql.RAW:
-        schema, partitions, default = LAKE_FILE_SCHEMA, PARTITION_COLUMNS, TABLE_NAME
-        root = _location(location)
-    elif kind == sql.ROLLUP:
-        schema, partitions, default = ROLLUP_SCHEMA, ROLLUP_PARTITIONS, sql.ROLLUP_TABLE
-        root = _location(location) + ROLLUP_DIR + "/"
-    else:
-        raise ValueError(f"unknown table kind {kind!r} ({sql.RAW} or {sql.ROLLUP})")
-    name = name or default
-    if not _IDENT.fullmatch(name):
-        raise ValueError(f"not a Glue table name: {name!r}")
-    return {
-        "Name": name,
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": table_parameters(root, partitions, cryptos, years),
-        "PartitionKeys": [{"Name": p, "Type": _PARTITION_TYPES[p]} for p in partitions],
-        "StorageDescriptor": {
-            "Columns": [{"Name": f.name, "Type": hive_type(f.type)} for f in schema],
-            "Location": root,
-            "InputFormat": PARQUET_INPUT,
-            "OutputFormat": PARQUET_OUTPUT,
-            "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
-        },
-    }
+    """A Glue `TableInput` of the lake (`kind` "raw") or its rollup ("rollup"): `lake.glue_table`."""
+    return layout.glue_table(kind, location, cryptos, name=name, years=years)
 
 
 def create_table_ddl(table: dict[str, Any]) -> str:

@@ -1,9 +1,12 @@
 """DuckDB over the Parquet lake: the local stand-in for Athena.
 
 `LakeQuery(lake)` opens an in-memory DuckDB connection (time zone UTC) with one view,
-`spot_prices`, over every partition file of the lake, with the columns and types of
-`contract.LAKE_SCHEMA` in its order. An `s3://` lake is read through the lake's own
-fsspec filesystem registered with DuckDB (the httpfs extension is not needed).
+`spot_prices`, over the lake's current data files (`coinlake.lake.current_files`, listed
+again for every query), with the columns and types of `lake.LAKE_COLUMNS` in their
+order. A file the ETL replaced between the listing and the read is listed again and the
+query retried, so a reader sees a partition before or after a rewrite, never an error.
+An `s3://` lake is read through the lake's own fsspec filesystem registered with DuckDB
+(the httpfs extension is not needed).
 
 Safety (on by default, `sandbox=True`): statements other than one SELECT/EXPLAIN are
 refused, and DuckDB may touch no file outside the lake (configuration locked), so a
@@ -19,11 +22,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from coinlake.contract import LAKE_SCHEMA, PARTITION_COLUMNS, TABLE_NAME, format_ts
-from coinlake.storage import Storage
+from coinlake import lake as layout
+from coinlake.contract import format_ts
+from coinlake.lake import PARTITION_COLUMNS, TABLE_NAME
+from coinlake.query.partitions import current_data
+from coinlake.storage import FileInfo, Storage
 
-#: Every partition file; names starting with `.` (temp files) or `_` are not data.
-FILE_GLOB = "crypto=*/year=*/month=*/day=*/hour=*/[!._]*.parquet"
+#: A query that read a file the ETL has just replaced is retried this many times.
+RETRIES = 5
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -49,23 +55,8 @@ class QueryResult:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def duckdb_type(t: pa.DataType) -> str:
-    """The DuckDB type of a lake column's Arrow type."""
-    if pa.types.is_string(t):
-        return "VARCHAR"
-    if pa.types.is_decimal(t):
-        return f"DECIMAL({t.precision},{t.scale})"
-    if pa.types.is_timestamp(t) and t.tz is not None:
-        return "TIMESTAMP WITH TIME ZONE"
-    if pa.types.is_date32(t):
-        return "DATE"
-    if pa.types.is_int32(t):
-        return "INTEGER"
-    raise TypeError(f"no DuckDB type for {t}")
-
-
-#: `spot_prices` as DuckDB types, in `LAKE_SCHEMA` order.
-VIEW_TYPES = {f.name: duckdb_type(f.type) for f in LAKE_SCHEMA}
+#: `spot_prices` as DuckDB types, in the table's column order.
+VIEW_TYPES = {c.name: layout.duckdb_type(c) for c in layout.LAKE_COLUMNS}
 
 
 class LakeQuery:
@@ -90,6 +81,7 @@ class LakeQuery:
         self._lock = threading.RLock()
         self._con = duckdb.connect(":memory:")
         self._empty = True
+        self._view = view
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             if threads:
@@ -121,24 +113,27 @@ class LakeQuery:
         self.close()
 
     def refresh(self) -> None:
-        """(Re-)create the view: over the lake's files, or empty if there are none yet."""
+        """(Re-)create the view over the lake's current data files, or empty if there are none."""
         with self._lock:
             self._invalidate_listing()
-            glob = _literal(self.lake.url(FILE_GLOB))
-            hive_types = ", ".join(f"'{c}': {VIEW_TYPES[c]}" for c in PARTITION_COLUMNS)
-            columns = ", ".join(_ident(c) for c in VIEW_TYPES)
-            try:
+            files = self.files()
+            if files:
+                listed = "[" + ", ".join(_literal(self.lake.url(f.key)) for f in files) + "]"
+                hive_types = ", ".join(f"'{c}': {VIEW_TYPES[c]}" for c in PARTITION_COLUMNS)
+                columns = ", ".join(_ident(c) for c in VIEW_TYPES)
                 self._con.execute(
-                    f"CREATE OR REPLACE VIEW {TABLE_NAME} AS SELECT {columns} FROM read_parquet({glob}, "
+                    f"CREATE OR REPLACE VIEW {TABLE_NAME} AS SELECT {columns} FROM read_parquet({listed}, "
                     f"hive_partitioning = true, hive_types = {{{hive_types}}})"
                 )
                 self._empty = False
-            except duckdb.IOException as exc:
-                if not _no_files(exc):
-                    raise QueryError.from_duckdb(exc) from None
+            else:
                 empty = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in VIEW_TYPES.items())
                 self._con.execute(f"CREATE OR REPLACE VIEW {TABLE_NAME} AS SELECT {empty} WHERE false")
                 self._empty = True
+
+    def files(self) -> list[FileInfo]:
+        """The lake's current data files (partition folders only), sorted by key."""
+        return [f for f in current_data(self.lake) if _in_partition(f.key)]
 
     # ------------------------------------------------------------------- queries
     def execute(self, sql: str, params: list | dict | None = None) -> QueryResult:
@@ -165,7 +160,7 @@ class LakeQuery:
         """What the lake holds: rows, files, partitions, bytes, and per crypto the rows and
         the newest timestamp (ISO-8601 UTC, or None)."""
         self._invalidate_listing()
-        files = [f for f in self.lake.list(suffix=".parquet") if _is_data_file(f.key)]
+        files = self.files()
         result = self.execute(
             f'SELECT crypto, count(*), max("timestamp") FROM {TABLE_NAME} GROUP BY crypto ORDER BY crypto'
         )
@@ -185,21 +180,15 @@ class LakeQuery:
     # ------------------------------------------------------------------ internals
     def _run(self, sql: str, params: Any, run: Any) -> Any:
         self._check(sql)
-        self._invalidate_listing()
-        if self._empty:
-            self.refresh()  # files may have arrived since
-        try:
-            return run()
-        except duckdb.IOException as exc:
-            if not _no_files(exc):
-                raise QueryError.from_duckdb(exc) from None
-        except duckdb.Error as exc:
-            raise QueryError.from_duckdb(exc) from None
-        self.refresh()  # the lake was emptied under us: fall back to the empty view
-        try:
-            return run()
-        except duckdb.Error as exc:
-            raise QueryError.from_duckdb(exc) from None
+        for attempt in range(RETRIES + 1):
+            if self._view:
+                self.refresh()  # the files as they are now
+            try:
+                return run()
+            except duckdb.Error as exc:
+                if not (self._view and vanished(exc)) or attempt == RETRIES:
+                    raise QueryError.from_duckdb(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _check(self, sql: str) -> None:
         if not self._sandbox:
@@ -219,17 +208,14 @@ class LakeQuery:
             self.lake.fs.invalidate_cache()  # s3fs caches listings; files come from other processes
 
 
-def _is_data_file(key: str) -> bool:
-    parts = key.split("/")
-    return (
-        len(parts) == 6
-        and all(p.startswith(f"{c}=") for p, c in zip(parts, PARTITION_COLUMNS, strict=False))
-        and not parts[-1].startswith((".", "_"))
-    )
+def _in_partition(key: str) -> bool:
+    return layout.parse_partition_dir(layout.split_key(key)[0]) is not None
 
 
-def _no_files(exc: BaseException) -> bool:
-    return "No files found" in str(exc)
+def vanished(exc: BaseException) -> bool:
+    """Whether a DuckDB error says a file it was given no longer exists (replaced by the ETL)."""
+    text = str(exc)
+    return "No such file" in text or "No files found" in text or "Cannot open file" in text
 
 
 def _literal(value: str) -> str:

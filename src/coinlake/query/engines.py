@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from coinlake.query import sql
-from coinlake.query.engine import LakeQuery
+from coinlake.query.engine import RETRIES, LakeQuery, QueryError, vanished
 from coinlake.query.partitions import LakeIndex
 from coinlake.storage import Storage
 
@@ -90,10 +90,17 @@ class DuckDBEngine:
     def fetch(self, stmt: sql.Statement, values: Mapping[str, Any], scope: Scope) -> list[tuple[Any, ...]]:
         if stmt.dialect != self.dialect:
             raise ValueError(f"a {stmt.dialect} statement cannot run on DuckDB")
-        files = self._files(stmt.source, scope)
-        if not files:
-            return []  # every catalogue statement returns no rows over no rows
-        return _rows(self.q.arrow(stmt.sql, stmt.bind({**values, "files": files})))
+        for attempt in range(RETRIES + 1):
+            files = self._files(stmt.source, scope)
+            if not files:
+                return []  # every catalogue statement returns no rows over no rows
+            try:
+                return _rows(self.q.arrow(stmt.sql, stmt.bind({**values, "files": files})))
+            except QueryError as exc:
+                if not vanished(exc) or attempt == RETRIES:
+                    raise
+                self.index.invalidate()  # the ETL replaced a file since it was listed: list again
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _files(self, source: str, scope: Scope) -> list[str]:
         if source == sql.ROLLUP:

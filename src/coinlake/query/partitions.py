@@ -1,11 +1,11 @@
 """Which partition files exist, found without globbing the whole lake.
 
-A query over a time range reads only the hour files of that range: their paths follow
-from the range (`crypto=X/year=…/month=…/day=…/hour=…/data.parquet`), and only those
-that exist are passed on. Locally that is one `stat` per hour; on an object store, one
-listing per day prefix (cached for `ttl` seconds). Rollup month files
-(`candles_1h/crypto=X/year=…/month=…/data.parquet`) are found the same way. The cryptos
-in the lake and each crypto's newest hour partition are cached for `ttl` seconds.
+A query over a time range reads only the hour partitions of that range: their folders
+follow from the range (`coinlake.lake.partition_dir`), and the current data files of
+those that exist (`lake.current_files`) are passed on. Locally that is one directory read
+per hour; on an object store, one listing per day prefix (cached for `ttl` seconds).
+Rollup months (`lake.rollup_dir`) are found the same way. The cryptos in the lake and
+each crypto's newest hour partition are cached for `ttl` seconds.
 
 Works over any `Storage` (a folder or a bucket), so an Athena engine can share it.
 """
@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from coinlake.etl.rollup import ROLLUP_DIR, month_key
-from coinlake.etl.writer import PARTITION_FILE, partition_key
-from coinlake.storage import Storage
+from coinlake import lake as layout
+from coinlake.storage import FileInfo, Storage
 
 HOUR = dt.timedelta(hours=1)
-_CODE = re.compile(r"[A-Z0-9]{1,12}")
+_CODE = layout.CODE
 
 
 def floor_hour(t: dt.datetime) -> dt.datetime:
@@ -111,32 +109,23 @@ class LakeIndex:
         return self._cache.get("cryptos", compute)
 
     def hour_files(self, crypto: str, start: dt.datetime, end: dt.datetime) -> list[str]:
-        """URLs of the existing hour files of `crypto` overlapping [start, end), in time order."""
-        hours = hours_between(start, end)
-        if self.lake.local:
-            out = []
-            for h in hours:
-                path = self.lake.path(partition_key(crypto, h.year, h.month, h.day, h.hour))
-                if os.path.exists(path):
-                    out.append(path)
-            return out
+        """URLs of the current data files of `crypto`'s hours overlapping [start, end), in time order."""
         out = []
-        for h in hours:
-            if h.hour in self._day_hours(crypto, h.date()):
-                out.append(self.lake.url(partition_key(crypto, h.year, h.month, h.day, h.hour)))
+        for h in hours_between(start, end):
+            folder = layout.partition_dir(crypto, h.year, h.month, h.day, h.hour)
+            if self.lake.local:
+                names = layout.current_files(_children(self.lake, folder))
+            else:
+                names = self._day_files(crypto, h.date()).get(h.hour, [])
+            out.extend(self.lake.url(f"{folder}/{n}") for n in names)
         return out
 
     def all_hour_files(self, crypto: str) -> list[str]:
-        """Every hour file of `crypto` (a listing of its whole prefix: slow on a big lake)."""
-        keys = [
-            f.key
-            for f in self.lake.list(f"crypto={crypto}/", suffix=".parquet")
-            if f.key.endswith("/" + PARTITION_FILE) and "/." not in f.key
-        ]
-        return [self.lake.url(k) for k in keys]
+        """Every current data file of `crypto` (a listing of its whole prefix: slow on a big lake)."""
+        return [self.lake.url(k) for k in current_keys(self.lake, f"crypto={crypto}/")]
 
     def newest_hour(self, crypto: str) -> dt.datetime | None:
-        """The start of `crypto`'s newest hour partition with a file (cached)."""
+        """The start of `crypto`'s newest hour partition with a data file (cached)."""
         return self._cache.get(("newest", crypto), lambda: self._newest(crypto))
 
     def _newest(self, crypto: str) -> dt.datetime | None:
@@ -145,67 +134,71 @@ class LakeIndex:
             for m in _numbers(self.lake, f"{base}/year={y}", "month"):
                 for d in _numbers(self.lake, f"{base}/year={y}/month={m}", "day"):
                     for h in _numbers(self.lake, f"{base}/year={y}/month={m}/day={d}", "hour"):
-                        if self._exists(self.lake, partition_key(crypto, y, m, d, h)):
+                        if layout.current_files(_children(self.lake, layout.partition_dir(crypto, y, m, d, h))):
                             return dt.datetime(y, m, d, h, tzinfo=dt.UTC)
         return None
 
-    def _day_hours(self, crypto: str, day: dt.date) -> frozenset[int]:
-        """Object stores: the hours of one day that have a file (one listing, cached)."""
+    def _day_files(self, crypto: str, day: dt.date) -> dict[int, list[str]]:
+        """Object stores: hour -> current file names, for one day (one listing, cached)."""
 
-        def compute() -> frozenset[int]:
-            prefix = f"crypto={crypto}/year={day.year}/month={day.month}/day={day.day}"
-            path = self.lake.path(prefix)
-            self.lake.fs.invalidate_cache(path)
-            try:
-                found = self.lake.fs.find(path)
-            except FileNotFoundError:
-                return frozenset()
-            hours = set()
-            for p in found:
-                m = re.search(r"/hour=(\d+)/" + re.escape(PARTITION_FILE) + "$", p)
-                if m:
-                    hours.add(int(m[1]))
-            return frozenset(hours)
+        def compute() -> dict[int, list[str]]:
+            prefix = f"crypto={crypto}/year={day.year}/month={day.month}/day={day.day}/"
+            by_hour: dict[int, list[str]] = {}
+            for key in current_keys(self.lake, prefix):
+                parts = layout.parse_partition_dir(layout.split_key(key)[0])
+                if parts is not None:
+                    by_hour.setdefault(parts[4], []).append(layout.split_key(key)[1])
+            return by_hour
 
         return self._cache.get(("day", crypto, day), compute)
 
     # ------------------------------------------------------------------ rollups
     def month_files(self, crypto: str, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:
-        """URLs of the existing rollup month files of `crypto` overlapping [start, end)
+        """URLs of the current rollup files of `crypto`'s months overlapping [start, end)
         (None: unbounded), in time order. Empty when there are no rollups."""
         r = self.rollups
         if r is None:
             return []
         if start is None or end is None or not r.local:
             have = self._rollup_months(crypto)
-            wanted = have if start is None or end is None else [ym for ym in months_between(start, end) if ym in have]
-            return [r.url(month_key(crypto, y, m)) for y, m in sorted(wanted)]
+            wanted = sorted(have)
+            if start is not None and end is not None:
+                wanted = [ym for ym in months_between(start, end) if ym in have]
+            return [r.url(f"{layout.rollup_dir(crypto, y, m)}/{n}") for y, m in wanted for n in have[(y, m)]]
         out = []
         for y, m in months_between(start, end):
-            path = r.path(month_key(crypto, y, m))
-            if os.path.exists(path):
-                out.append(path)
+            folder = layout.rollup_dir(crypto, y, m)
+            out.extend(r.url(f"{folder}/{n}") for n in layout.current_files(_children(r, folder)))
         return out
 
-    def _rollup_months(self, crypto: str) -> frozenset[tuple[int, int]]:
-        def compute() -> frozenset[tuple[int, int]]:
+    def _rollup_months(self, crypto: str) -> dict[tuple[int, int], list[str]]:
+        def compute() -> dict[tuple[int, int], list[str]]:
             assert self.rollups is not None
-            pattern = re.compile(rf"{ROLLUP_DIR}/crypto={crypto}/year=(\d+)/month=(\d+)/data\.parquet")
-            found = set()
-            for f in self.rollups.list(f"{ROLLUP_DIR}/crypto={crypto}/", suffix=".parquet"):
-                m = pattern.fullmatch(f.key)
-                if m:
-                    found.add((int(m[1]), int(m[2])))
-            return frozenset(found)
+            found: dict[tuple[int, int], list[str]] = {}
+            for key in current_keys(self.rollups, f"{layout.ROLLUP_DIR}/crypto={crypto}/"):
+                folder, name = layout.split_key(key)
+                month = layout.parse_rollup_dir(folder)
+                if month is not None:
+                    found.setdefault((month[1], month[2]), []).append(name)
+            return found
 
         return self._cache.get(("months", crypto), compute)
 
-    # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _exists(storage: Storage, key: str) -> bool:
-        if storage.local:
-            return os.path.exists(storage.path(key))
-        return storage.exists(key)
+
+def current_data(storage: Storage, prefix: str = "") -> list[FileInfo]:
+    """The current data files under `prefix` (`lake.current_files` per folder), sorted by key."""
+    found = storage.list(prefix, suffix=layout.DATA_SUFFIX)
+    folders: dict[str, list[str]] = {}
+    for f in found:
+        folder, name = layout.split_key(f.key)
+        folders.setdefault(folder, []).append(name)
+    keep = {f"{folder}/{n}" for folder, names in folders.items() for n in layout.current_files(names)}
+    return [f for f in found if f.key in keep]
+
+
+def current_keys(storage: Storage, prefix: str = "") -> list[str]:
+    """Keys of the current data files under `prefix`, sorted."""
+    return [f.key for f in current_data(storage, prefix)]
 
 
 def _children(storage: Storage, prefix: str) -> list[str]:

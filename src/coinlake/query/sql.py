@@ -29,7 +29,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from coinlake.contract import TABLE_NAME
+from coinlake.lake import ROLLUP_TABLE, TABLE_NAME, partition_hive_types, rollup_hive_types
 
 DUCKDB = "duckdb"
 ATHENA = "athena"
@@ -37,7 +37,6 @@ DIALECTS = (DUCKDB, ATHENA)
 
 RAW = "raw"  # the lake table `spot_prices`, hour partitions
 ROLLUP = "rollup"  # the hourly-candle rollup `candles_1h`, month partitions
-ROLLUP_TABLE = "candles_1h"
 
 #: Candle intervals (seconds) and `ALL`, one bucket for the whole range (stats).
 INTERVALS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
@@ -47,8 +46,8 @@ ALL = "all"
 #: least as large as what is needed is used, and the surplus dropped.
 ATHENA_FETCH_SIZES = (11, 101, 501, 1001, 5001, 10_001, 50_001)
 
-_HIVE_RAW = "{'crypto': VARCHAR, 'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER}"
-_HIVE_ROLLUP = "{'crypto': VARCHAR, 'year': INTEGER, 'month': INTEGER}"
+_HIVE_RAW = "{" + ", ".join(f"'{c}': {t}" for c, t in partition_hive_types().items()) + "}"
+_HIVE_ROLLUP = "{" + ", ".join(f"'{c}': {t}" for c, t in rollup_hive_types().items()) + "}"
 
 _FRAGMENTS: dict[str, dict[str, str]] = {
     DUCKDB: {

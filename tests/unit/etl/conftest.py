@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from coinlake.contract import LAKE_SCHEMA, LandingRecord, event_id_for, format_ts, landing_prefix
+from coinlake.contract import LandingRecord, event_id_for, format_ts, landing_prefix
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import EtlResult, run_etl
+from coinlake.lake import LAKE_SCHEMA
 from coinlake.state import StateStore
 from coinlake.storage import Storage
 

@@ -12,6 +12,7 @@ import pytest
 from coinlake.etl import job, writer
 from coinlake.etl.job import BOOKMARK_NAMESPACE, LAST_PASS_KEY
 from coinlake.storage import FileInfo
+from support import normalized_key
 
 
 def _counters(env) -> dict[str, int]:
@@ -77,13 +78,13 @@ def test_the_first_copy_of_an_event_wins(env, make_record):
 
 def test_small_batches_are_bounded_and_give_the_same_lake(env, make_series, monkeypatch):
     loads = []
-    real_load = job._load
+    real_load = job._Pass.load
 
-    def spy(lake, table):
+    def spy(self, table, only=None):
         loads.append(table.num_rows)
-        return real_load(lake, table)
+        return real_load(self, table, only)
 
-    monkeypatch.setattr(job, "_load", spy)
+    monkeypatch.setattr(job._Pass, "load", spy)
     records = make_series(30)
     for i in range(0, 30, 3):
         env.land(records[i : i + 3] + records[:1])  # each file also repeats record 0
@@ -217,12 +218,12 @@ def test_temp_files_left_by_a_killed_pass_are_removed(env, make_series, t0):
     env.land(make_series(2))
     env.run()
     part = env.lake.path("crypto=BTC/year=2026/month=11/day=24/hour=4")
-    stale = f"{part}/.tmp-deadbeef-{writer.PARTITION_FILE}"
+    stale = f"{part}/.tmp-deadbeef-data.parquet"
     with open(stale, "wb") as f:
         f.write(b"half a parquet file")
     env.land(make_series(2, start=t0 + dt.timedelta(minutes=5)))
     env.run()
-    assert [f.key.rsplit("/", 1)[1] for f in env.lake.list()] == [writer.PARTITION_FILE]
+    assert [normalized_key(f.key) for f in env.lake.list(suffix=".parquet")] == [f"{part[len(env.lake.root) + 1 :]}/data.parquet"]
     assert len(env.lake_ids()) == 4
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from coinlake.contract import LAKE_SCHEMA
+from coinlake.lake import LAKE_SCHEMA
 from coinlake.query import LakeQuery, QueryError, QueryResult
 from coinlake.query.engine import VIEW_TYPES
 from coinlake.storage import Storage

@@ -1,0 +1,351 @@
+"""The lake's physical layout, defined once (ARCHITECTURE.md, "Data contract").
+
+Every writer and reader of the lake and its rollups goes through this module: the local
+ETL, the rollups, the DuckDB and Athena engines, `status`, the Spark job and the Glue
+tables that Terraform creates. Nothing here does I/O, and pyarrow is imported only when
+an Arrow schema is asked for, so light callers (the Lambda handlers) stay light.
+
+Tables
+    `spot_prices`: one row per price event, partitioned by
+    `crypto=BTC/year=2026/month=11/day=29/hour=9/` (integers unpadded, as Spark's
+    `partitionBy` writes them). The partition columns live in the path only.
+    `candles_1h`: the hourly-candle rollup, under the rollups' root in
+    `candles_1h/crypto=BTC/year=2026/month=11/`.
+
+Data files
+    A file is data when its name ends in `.parquet` and starts with neither `.` nor `_`
+    (the Hive, Spark and pyarrow convention: `part-00000-….snappy.parquet` from Spark
+    counts). coinlake's own writers never change a file in place: a partition rewrite
+    writes `data-<generation>.parquet` with a generation higher than every file it read
+    (a generation is the rewrite's unix second, or one more than the highest one seen),
+    then deletes the files it replaced. In the instant between the two, a partition
+    holds both; `current_files` keeps what a reader should read: the highest
+    generation, plus files of other writers (Spark), never an older generation. The
+    legacy name `data.parquet` is generation 0.
+    Files set aside because they could not be read go to `_quarantine/<their key>` under
+    the same root: no reader looks there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+TABLE_NAME = "spot_prices"
+ROLLUP_TABLE = "candles_1h"
+#: The rollup table's folder under the rollups' root.
+ROLLUP_DIR = ROLLUP_TABLE
+QUARANTINE_DIR = "_quarantine"
+
+#: `price` is DECIMAL(38,12): exact, unlike the seed's 32-bit float.
+PRICE_PRECISION = 38
+PRICE_SCALE = 12
+
+PARTITION_COLUMNS = ("crypto", "year", "month", "day", "hour")
+ROLLUP_PARTITIONS = ("crypto", "year", "month")
+
+#: A crypto or currency code, as it appears in a partition path.
+CODE_PATTERN = r"[A-Z0-9]{1,12}"
+CODE = re.compile(CODE_PATTERN)
+
+
+# ----------------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # string | decimal | timestamp | date | int32 | int64
+
+
+#: Columns inside each lake file, in order (the partition columns live in the path).
+LAKE_FILE_COLUMNS = (
+    Column("currency", "string"),
+    Column("price", "decimal"),
+    Column("timestamp", "timestamp"),
+    Column("date", "date"),
+    Column("timestamp_utc", "string"),
+    Column("event_id", "string"),
+    Column("source", "string"),
+    Column("ingested_at", "timestamp"),
+)
+_PARTITION_KINDS = {"crypto": "string", "year": "int32", "month": "int32", "day": "int32", "hour": "int32"}
+#: The table `spot_prices` as a query engine sees it: crypto first, the partition ints last.
+LAKE_COLUMNS = (
+    Column("crypto", "string"),
+    *LAKE_FILE_COLUMNS,
+    *(Column(c, _PARTITION_KINDS[c]) for c in PARTITION_COLUMNS[1:]),
+)
+
+#: One row per (hour, currency) with data; every column exact, so longer candles and
+#: stats are exact merges of these rows.
+ROLLUP_FILE_COLUMNS = (
+    Column("bucket", "timestamp"),
+    Column("currency", "string"),
+    Column("open", "decimal"),
+    Column("high", "decimal"),
+    Column("low", "decimal"),
+    Column("close", "decimal"),
+    Column("count", "int64"),
+    Column("sum", "decimal"),
+    Column("first_at", "timestamp"),
+    Column("last_at", "timestamp"),
+    Column("high_at", "timestamp"),
+    Column("low_at", "timestamp"),
+)
+
+_DUCKDB = {
+    "string": "VARCHAR",
+    "decimal": f"DECIMAL({PRICE_PRECISION},{PRICE_SCALE})",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "date": "DATE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+}
+_HIVE = {
+    "string": "string",
+    "decimal": f"decimal({PRICE_PRECISION},{PRICE_SCALE})",
+    "timestamp": "timestamp",
+    "date": "date",
+    "int32": "int",
+    "int64": "bigint",
+}
+_SPARK = {
+    "string": "STRING",
+    "decimal": f"DECIMAL({PRICE_PRECISION},{PRICE_SCALE})",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "int32": "INT",
+    "int64": "BIGINT",
+}
+
+
+def duckdb_type(column: Column | str) -> str:
+    """DuckDB type of a column (or of a column kind)."""
+    return _DUCKDB[column.kind if isinstance(column, Column) else column]
+
+
+def hive_type(column: Column | str) -> str:
+    """Glue/Hive (Athena) type of a column (or of a column kind)."""
+    return _HIVE[column.kind if isinstance(column, Column) else column]
+
+
+def spark_ddl(columns: Iterable[Column]) -> str:
+    """A Spark DDL schema string (`currency STRING, price DECIMAL(38,12), …`)."""
+    return ", ".join(f"`{c.name}` {_SPARK[c.kind]}" for c in columns)
+
+
+def partition_hive_types() -> dict[str, str]:
+    """`{'crypto': 'VARCHAR', 'year': 'INTEGER', …}`: DuckDB's `hive_types` for the lake."""
+    return {c: _DUCKDB[_PARTITION_KINDS[c]] for c in PARTITION_COLUMNS}
+
+
+def rollup_hive_types() -> dict[str, str]:
+    return {c: _DUCKDB[_PARTITION_KINDS[c]] for c in ROLLUP_PARTITIONS}
+
+
+# -------------------------------------------------------------- Arrow (lazy)
+
+
+def arrow_type(kind: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "decimal": pa.decimal128(PRICE_PRECISION, PRICE_SCALE),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+    }[kind]
+
+
+def arrow_schema(columns: Iterable[Column]) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([(c.name, arrow_type(c.kind)) for c in columns])
+
+
+_ARROW = {
+    "LAKE_FILE_SCHEMA": LAKE_FILE_COLUMNS,
+    "LAKE_SCHEMA": LAKE_COLUMNS,
+    "ROLLUP_SCHEMA": ROLLUP_FILE_COLUMNS,
+}
+_arrow_cache: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """`LAKE_FILE_SCHEMA`, `LAKE_SCHEMA`, `ROLLUP_SCHEMA`: Arrow schemas, built on first use."""
+    if name in _ARROW:
+        if name not in _arrow_cache:
+            _arrow_cache[name] = arrow_schema(_ARROW[name])
+        return _arrow_cache[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ------------------------------------------------------------------- paths
+
+
+def partition_dir(crypto: str, year: int, month: int, day: int, hour: int) -> str:
+    """Hive-style partition folder of the lake, integers unpadded as Spark writes them."""
+    return f"crypto={crypto}/year={int(year)}/month={int(month)}/day={int(day)}/hour={int(hour)}"
+
+
+def rollup_dir(crypto: str, year: int, month: int) -> str:
+    """Folder of a month of the hourly-candle rollup, under the rollups' root."""
+    return f"{ROLLUP_DIR}/crypto={crypto}/year={int(year)}/month={int(month)}"
+
+
+_PARTITION_DIR = re.compile(rf"crypto=({CODE_PATTERN})/year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)")
+_ROLLUP_MONTH_DIR = re.compile(rf"{re.escape(ROLLUP_DIR)}/crypto=({CODE_PATTERN})/year=(\d+)/month=(\d+)")
+
+
+def parse_partition_dir(path: str) -> tuple[str, int, int, int, int] | None:
+    """`crypto=BTC/year=2026/month=11/day=29/hour=9` -> ('BTC', 2026, 11, 29, 9), else None."""
+    m = _PARTITION_DIR.fullmatch(path.strip("/"))
+    return None if m is None else (m[1], int(m[2]), int(m[3]), int(m[4]), int(m[5]))
+
+
+def parse_rollup_dir(path: str) -> tuple[str, int, int] | None:
+    m = _ROLLUP_MONTH_DIR.fullmatch(path.strip("/"))
+    return None if m is None else (m[1], int(m[2]), int(m[3]))
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`a/b/c.parquet` -> (`a/b`, `c.parquet`)."""
+    folder, _, name = key.rpartition("/")
+    return folder, name
+
+
+# ------------------------------------------------------------------- files
+
+DATA_SUFFIX = ".parquet"
+LEGACY_FILE = "data.parquet"
+_GENERATION_FILE = re.compile(r"data-(\d{10,})\.parquet")
+
+
+def is_data_file(name: str) -> bool:
+    """Whether a file name (not a path) is a data file of the table."""
+    return name.endswith(DATA_SUFFIX) and not name.startswith((".", "_"))
+
+
+def generation_of(name: str) -> int | None:
+    """The generation of a coinlake-written file (`data.parquet` is 0); None for other writers'."""
+    if name == LEGACY_FILE:
+        return 0
+    m = _GENERATION_FILE.fullmatch(name)
+    return None if m is None else int(m[1])
+
+
+def generation_file(generation: int) -> str:
+    return f"data-{int(generation):010d}{DATA_SUFFIX}"
+
+
+def next_generation(names: Iterable[str], now: float) -> int:
+    """The generation of a rewrite of a folder holding `names`: its unix second, or one
+    more than the highest generation there, whichever is higher (never reused)."""
+    highest = max((g for g in map(generation_of, names) if g is not None), default=0)
+    return max(int(now), highest + 1)
+
+
+def current_files(names: Iterable[str]) -> list[str]:
+    """The data files a reader of a partition (or rollup month) folder should read, sorted:
+    the highest coinlake generation and any other writer's files (Spark's `part-*`)."""
+    data = [n for n in names if is_data_file(n)]
+    generations = {n: generation_of(n) for n in data}
+    top = max((g for g in generations.values() if g is not None), default=None)
+    return sorted(n for n in data if generations[n] is None or generations[n] == top)
+
+
+def quarantine_key(key: str, at: float) -> str:
+    """Where a file that could not be read is set aside: `_quarantine/<key>.<unix time>`."""
+    return f"{QUARANTINE_DIR}/{key}.{int(at)}"
+
+
+# ------------------------------------------------------------- Glue tables
+
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+#: Default projected years: keep the range tight, a query without time bounds enumerates
+#: every projected partition.
+DEFAULT_YEARS = (2024, 2040)
+_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()=/\-]*)?")
+_GLUE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,127}")
+_RANGES = {"month": "1,12", "day": "1,31", "hour": "0,23"}
+RAW, ROLLUP = "raw", "rollup"
+
+
+def _location(uri: str) -> str:
+    uri = uri.rstrip("/") + "/"
+    if not _S3_URI.fullmatch(uri):
+        raise ValueError(f"a table location must be a plain s3:// URI, got {uri!r}")
+    return uri
+
+
+def _codes(cryptos: Iterable[str]) -> list[str]:
+    codes = list(dict.fromkeys(cryptos))
+    if not codes or not all(CODE.fullmatch(c) for c in codes):
+        raise ValueError(f"cryptos must be codes like BTC, got {codes!r}")
+    return codes
+
+
+def table_parameters(
+    location: str, partitions: tuple[str, ...], cryptos: Iterable[str], years: tuple[int, int] = DEFAULT_YEARS
+) -> dict[str, str]:
+    """Glue table parameters: Parquet, and partition projection over `location`'s layout
+    (integers unpadded: no `digits`)."""
+    first, last = years
+    if not 1970 <= first <= last <= 9999:
+        raise ValueError(f"bad projected years {years!r}")
+    params = {
+        "EXTERNAL": "TRUE",
+        "classification": "parquet",
+        "parquet.compression": "SNAPPY",
+        "projection.enabled": "true",
+        "projection.crypto.type": "enum",
+        "projection.crypto.values": ",".join(_codes(cryptos)),
+        "projection.year.type": "integer",
+        "projection.year.range": f"{first},{last}",
+    }
+    for name in partitions[2:]:
+        params[f"projection.{name}.type"] = "integer"
+        params[f"projection.{name}.range"] = _RANGES[name]
+    template = "/".join(f"{p}=${{{p}}}" for p in partitions)
+    params["storage.location.template"] = f"{_location(location)}{template}/"
+    return params
+
+
+def glue_table(
+    kind: str, location: str, cryptos: Iterable[str], *, name: str | None = None, years=DEFAULT_YEARS
+) -> dict[str, Any]:
+    """A Glue `TableInput` (boto3 `glue.create_table`, Terraform `aws_glue_catalog_table`).
+
+    `kind` "raw": `spot_prices` at the lake's root `location`; "rollup": `candles_1h` under
+    `location`, the rollups' root (the table lives in its `candles_1h/` folder)."""
+    if kind == RAW:
+        columns, partitions, default = LAKE_FILE_COLUMNS, PARTITION_COLUMNS, TABLE_NAME
+        root = _location(location)
+    elif kind == ROLLUP:
+        columns, partitions, default = ROLLUP_FILE_COLUMNS, ROLLUP_PARTITIONS, ROLLUP_TABLE
+        root = _location(location) + ROLLUP_DIR + "/"
+    else:
+        raise ValueError(f"unknown table kind {kind!r} ({RAW} or {ROLLUP})")
+    name = name or default
+    if not _GLUE_NAME.fullmatch(name):
+        raise ValueError(f"not a Glue table name: {name!r}")
+    return {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": table_parameters(root, partitions, cryptos, years),
+        "PartitionKeys": [{"Name": p, "Type": _HIVE[_PARTITION_KINDS[p]]} for p in partitions],
+        "StorageDescriptor": {
+            "Columns": [{"Name": c.name, "Type": hive_type(c)} for c in columns],
+            "Location": root,
+            "InputFormat": PARQUET_INPUT,
+            "OutputFormat": PARQUET_OUTPUT,
+            "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+        },
+    }
