@@ -125,7 +125,7 @@ def simulator(
     faults: Annotated[
         str | None,
         typer.Option(
-            help='Injected failures: a script "timeout,429,500,malformed,bad_amount" and/or "rate=0.1,seed=7".'
+            help='Injected faults: a script "timeout,429,malformed,bad_amount,spike,crash" and/or "rate=0.1,seed=7".'
         ),
     ] = None,
 ) -> None:

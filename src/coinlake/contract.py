@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from coinlake.lake import CODE, PRICE_SCALE
 
 SOURCE_COINBASE = "coinbase"
-#: Amounts above this are treated as absurd (a feed fault), not as prices.
+#: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 
 #: Namespace for deterministic event ids (uuid5), fixed forever: changing it would
@@ -93,7 +93,9 @@ def partition_values(t: dt.datetime) -> dict[str, int]:
 
 
 def parse_amount(raw: Any, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> Decimal:
-    """Validate a Coinbase `amount` (a decimal string) and return it as a Decimal."""
+    """Validate a Coinbase `amount` (a decimal string) and return it as a Decimal.
+
+    `max_amount` is exclusive: an amount equal to it is as absurd as one above it."""
     if raw is None:
         raise ContractError("missing_amount", "amount is missing")
     if not isinstance(raw, str):
@@ -107,8 +109,8 @@ def parse_amount(raw: Any, max_amount: Decimal = DEFAULT_MAX_AMOUNT) -> Decimal:
         raise ContractError("bad_amount", f"amount is not a number: {raw!r}") from None
     if value <= 0:
         raise ContractError("bad_amount", f"amount must be positive: {raw!r}")
-    if value > max_amount:
-        raise ContractError("absurd_amount", f"amount {raw!r} is above the sanity limit {max_amount}")
+    if value >= max_amount:
+        raise ContractError("absurd_amount", f"amount {raw!r} is not below the sanity limit {max_amount}")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -PRICE_SCALE and value != value.quantize(_QUANTUM):
         raise ContractError("bad_amount", f"amount has more than {PRICE_SCALE} decimal places: {raw!r}")

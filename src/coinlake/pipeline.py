@@ -143,7 +143,15 @@ class Pipeline:
         from coinlake.sources.poller import Poller
 
         s = self.settings
-        poller = Poller(client, s.symbols, s.interval, self.stream_sink, self.dead_letters, self.state)
+        poller = Poller(
+            client,
+            s.symbols,
+            s.interval,
+            self.stream_sink,
+            self.dead_letters,
+            self.state,
+            plausibility=s.plausibility.rule,
+        )
         stops = {name: threading.Event() for name in ("poller", "delivery", "etl")}
         failed = threading.Event()
         threads = [

@@ -8,6 +8,7 @@ the default below.
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,8 +25,10 @@ from pydantic_settings import (
 from coinlake.alerts.config import AlertSettings
 from coinlake.api.plans import ApiSettings
 from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
+from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_SECONDS, PlausibilityRule
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"
+_CODE = re.compile(r"^[A-Z0-9]{1,12}$")
 COINBASE_URL = "https://api.coinbase.com"
 
 
@@ -47,6 +50,49 @@ class AthenaSettings(BaseModel):
     rollup_table: str | None = Field(
         "candles_1h", description="Glue table of the hourly rollups; empty: none, every question reads spot_prices."
     )
+
+
+class PlausibilitySettings(BaseModel):
+    """Implausible prices (`[plausibility]` in TOML, `COINLAKE_PLAUSIBILITY__MAX_JUMP_PCT=30` in env).
+
+    See `coinlake.sources.plausibility` for the rule; the global cap is `max_amount`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_jump_pct: float = Field(
+        DEFAULT_MAX_JUMP_PCT,
+        gt=0,
+        le=100_000,
+        description="A price more than this many % away (x1.5 or /1.5 at 50) from the last accepted one is held.",
+    )
+    window_seconds: float = Field(
+        DEFAULT_WINDOW_SECONDS,
+        ge=1,
+        le=7 * 86400,
+        description="A last accepted price older than this is stale: the next price is accepted as is.",
+    )
+    max_amount: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="Per-asset caps, e.g. {BTC = 10000000}: amounts at or above are absurd (default: max_amount).",
+    )
+
+    @field_validator("max_amount")
+    @classmethod
+    def _check_caps(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        caps = {}
+        for code, cap in v.items():
+            key = code.strip().upper()
+            if not _CODE.match(key):
+                raise ValueError(f"not a currency code like BTC: {code!r}")
+            if not cap.is_finite() or cap <= 0:
+                raise ValueError(f"the cap of {key} must be a positive number, got {cap}")
+            caps[key] = cap
+        return caps
+
+    @property
+    def rule(self) -> PlausibilityRule:
+        return PlausibilityRule(self.max_jump_pct, self.window_seconds)
 
 
 class Settings(BaseSettings):
@@ -77,7 +123,9 @@ class Settings(BaseSettings):
     max_retries: int = Field(4, ge=0, le=20, description="Retries of a failed request (network, 429, 5xx).")
     backoff_base: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles each retry.")
     backoff_max: float = Field(30.0, ge=0, description="Upper bound of one retry delay in seconds.")
-    max_amount: Decimal = Field(DEFAULT_MAX_AMOUNT, gt=0, description="Amounts above this are rejected as absurd.")
+    max_amount: Decimal = Field(
+        DEFAULT_MAX_AMOUNT, gt=0, description="Amounts at or above this are rejected as absurd (every asset)."
+    )
     simulator_port: int = Field(0, ge=0, le=65535, description="Port of the embedded simulator (0: any free).")
 
     # --- stream
@@ -95,6 +143,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, description="REST API: host, port, usage plans.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert rules and channels.")
     athena: AthenaSettings = Field(default_factory=AthenaSettings, description="Athena, for the AWS shape's API.")
+    plausibility: PlausibilitySettings = Field(
+        default_factory=PlausibilitySettings, description="Implausible prices: jump threshold, window, per-asset caps."
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -117,6 +168,10 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL, got {v!r}")
         return v.rstrip("/")
+
+    def max_amount_for(self, crypto: str) -> Decimal:
+        """The cap of one asset: its `plausibility.max_amount`, else the global `max_amount`."""
+        return self.plausibility.max_amount.get(crypto.upper(), self.max_amount)
 
     # --- derived locations
     @property

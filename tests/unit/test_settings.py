@@ -1,3 +1,4 @@
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,37 @@ def test_missing_or_broken_config_file(tmp_path):
     broken.write_text("interval = = 3\n")
     with pytest.raises(SettingsError, match="cannot read configuration"):
         load_settings(broken)
+
+
+def test_plausibility_settings_have_safe_defaults_and_come_from_env_and_toml(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    p = load_settings().plausibility
+    assert (p.max_jump_pct, p.window_seconds, p.max_amount) == (50, 3600, {})
+    assert (p.rule.max_jump_pct, p.rule.window_seconds) == (50, 3600)
+    monkeypatch.setenv("COINLAKE_PLAUSIBILITY__MAX_JUMP_PCT", "30")
+    monkeypatch.setenv("COINLAKE_PLAUSIBILITY__MAX_AMOUNT", '{"btc": "10000000"}')
+    s = load_settings()
+    assert s.plausibility.max_jump_pct == 30 and s.max_amount_for("BTC") == Decimal("1e7")
+    assert s.max_amount_for("ETH") == s.max_amount
+    monkeypatch.delenv("COINLAKE_PLAUSIBILITY__MAX_JUMP_PCT")
+    monkeypatch.delenv("COINLAKE_PLAUSIBILITY__MAX_AMOUNT")
+    toml = tmp_path / "coinlake.toml"
+    toml.write_text("[plausibility]\nwindow_seconds = 600\nmax_amount = {XRP = 1000}\n")
+    s = load_settings(toml)
+    assert s.plausibility.window_seconds == 600 and s.max_amount_for("xrp") == Decimal(1000)
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ({"max_jump_pct": 0}, "plausibility.max_jump_pct"),
+        ({"window_seconds": 0}, "plausibility.window_seconds"),
+        ({"max_amount": {"BTC": "-1"}}, "plausibility.max_amount"),
+        ({"max_amount": {"not a code": "1"}}, "plausibility.max_amount"),
+        ({"colour": "red"}, "plausibility.colour"),
+    ],
+)
+def test_bad_plausibility_settings_name_the_setting(value, needle):
+    with pytest.raises(SettingsError) as exc:
+        load_settings(plausibility=value)
+    assert needle in str(exc.value)

@@ -15,6 +15,11 @@ Environment:
   are always logged as structured JSON and counted;
 - every `COINLAKE_*` setting (`COINLAKE_SYMBOLS`, `COINLAKE_COINBASE_URL`, `COINLAKE_MAX_RETRIES`…).
 
+Plausibility: the invocation has no state from the previous one (`Counters` is in memory),
+so each poll's prices are first prices to the guard: only the per-asset caps apply. The
+guard is pure with its state a plain dict, so a later version can keep that state in
+DynamoDB between invocations.
+
 Returns a summary; raises when the records could not be put on the stream before the
 invocation's time ran out (Lambda then retries the event).
 """
@@ -90,7 +95,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     dead_letters = LambdaDeadLetters(logger, counters, os.environ.get(DEAD_LETTER_ENV))
     sink = KinesisSink(stream)
     with CoinbaseClient.from_settings(settings) as client, deadline(context, MARGIN_SECONDS) as stop:
-        poller = Poller(client, settings.symbols, settings.interval, sink.put_records, dead_letters, counters)  # type: ignore[arg-type]
+        poller = Poller(
+            client,
+            settings.symbols,
+            settings.interval,
+            sink.put_records,
+            dead_letters,  # type: ignore[arg-type]
+            counters,  # type: ignore[arg-type]
+            plausibility=settings.plausibility.rule,
+        )
         result = poller.tick(slot, stop)
     summary = {
         "slot": format_ts(result.slot),

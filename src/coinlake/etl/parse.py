@@ -150,7 +150,7 @@ def canonical_columns(data: bytes) -> list[list[str]] | None:
         if valid:
             price = pc.cast(c["amount"], _ARROW_PRICE)
             low, high = pa.scalar(0, _ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, _ARROW_PRICE)
-            valid = every(pc.greater(price, low)) and every(pc.less_equal(price, high))
+            valid = every(pc.greater(price, low)) and every(pc.less(price, high))
             pc.cast(c["timestamp_utc"], _ARROW_TS)  # raises on an impossible date (2026-02-30)
             pc.cast(c["ingested_at"], _ARROW_TS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -100,6 +100,7 @@ class CoinbaseClient:
         api_key: str | None = None,
         api_secret: str | None = None,
         max_amount: Decimal = DEFAULT_MAX_AMOUNT,
+        max_amounts: Mapping[str, Decimal] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ):
@@ -110,7 +111,9 @@ class CoinbaseClient:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        #: Exclusive caps: `max_amounts[crypto]` when given, else `max_amount`.
         self.max_amount = max_amount
+        self.max_amounts = {k.upper(): v for k, v in (max_amounts or {}).items()}
         self._sleep = sleep
         self._random = random.Random()
         self._lock = threading.Lock()
@@ -139,6 +142,7 @@ class CoinbaseClient:
             api_key=key,
             api_secret=secret,
             max_amount=settings.max_amount,
+            max_amounts=settings.plausibility.max_amount,
             **kwargs,
         )
 
@@ -257,7 +261,7 @@ class CoinbaseClient:
             return Rejected(pair, "wrong_pair", f"asked for {pair}, got {got}", text)
         try:
             amount = data.get("amount")
-            parse_amount(amount, self.max_amount)
+            parse_amount(amount, self.max_amounts.get(base, self.max_amount))
         except ContractError as exc:
             return Rejected(pair, exc.reason, exc.message, text)
         return Quote(pair, base, quote, amount, observed_at)

@@ -6,6 +6,15 @@ slots it missed (counted in `source.skipped_ticks`) instead of bursting to catch
 
 Each slot gets deterministic event ids (`event_id_for(source, pair, slot)`), so a slot
 re-polled after a crash produces the same ids and is deduplicated downstream.
+
+Plausibility: every valid quote goes through a `PlausibilityGuard` before the sink, so the
+stream (and the lake and the alerts behind it) only sees accepted prices. A jump is held
+(`source.held`) until the next poll of its pair confirms it (both are then stored, in
+order) or not (dead-lettered as `implausible_jump`, `source.implausible`). The guard's
+state is saved in the state store (`source.plausibility`) after the tick's records are on
+the stream: a crash before that replays the decision from the previous state (records
+again with the same ids, deduplicated downstream), so a held suspect is never lost nor
+accepted unconfirmed.
 """
 
 from __future__ import annotations
@@ -22,11 +31,14 @@ from typing import Any
 from coinlake.contract import ContractError, LandingRecord, event_id_for, format_ts, parse_pair
 from coinlake.deadletter import DeadLetters
 from coinlake.sources.coinbase import Quote, Rejected, Unavailable
+from coinlake.sources.plausibility import IMPLAUSIBLE_JUMP, PlausibilityGuard, PlausibilityRule
 from coinlake.state import StateStore
 
 log = logging.getLogger(__name__)
 
 STAGE = "source"
+#: Where the plausibility guard's state lives in the state store.
+PLAUSIBILITY_KEY = "source.plausibility"
 
 
 @dataclass
@@ -36,6 +48,7 @@ class TickResult:
     slot: dt.datetime
     records: list[LandingRecord] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    held: list[LandingRecord] = field(default_factory=list)
     unavailable: list[Unavailable] = field(default_factory=list)
     delivered: bool = True
 
@@ -54,6 +67,7 @@ class Poller:
         clock: Callable[[], float] = time.time,
         sink_backoff_base: float = 0.5,
         sink_backoff_max: float = 30.0,
+        plausibility: PlausibilityRule | None = None,
     ):
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval!r}")
@@ -71,6 +85,8 @@ class Poller:
         self.sink_backoff_max = sink_backoff_max
         self._idle = threading.Event()  # stands in for `stop` when tick() is called alone
         self._retries_seen = getattr(client, "retries", 0)
+        self.plausibility = plausibility or PlausibilityRule()
+        self.guard = self._load_guard()
 
     # ------------------------------------------------------------------ cadence
     def slot_index(self, now: float) -> int:
@@ -129,7 +145,7 @@ class Poller:
             if isinstance(result, Quote):
                 record = self._record(result, slot, ingested_at)
                 if record is not None:
-                    outcome.records.append(record)
+                    self._judge(record, outcome)
             elif isinstance(result, Rejected):
                 outcome.rejected.append(result)
                 self._reject(result.pair, result.reason, result.message, result.payload)
@@ -148,6 +164,10 @@ class Poller:
             outcome.delivered = self._deliver(outcome.records, slot, stop)
             if outcome.delivered:
                 self._incr("source.records", len(outcome.records))
+        if outcome.delivered:
+            self._save_guard()
+        else:  # the records are not on the stream: the next decision starts from the saved state
+            self.guard = self._load_guard()
         self._set_last_tick(outcome)
         return outcome
 
@@ -166,6 +186,40 @@ class Poller:
         except ContractError as exc:  # the client validates already: a safety net
             self._reject(quote.pair, exc.reason, exc.message, data)
             return None
+
+    def _judge(self, record: LandingRecord, outcome: TickResult) -> None:
+        """Pass one record through the plausibility guard: emit, hold or dead-letter."""
+        decision = self.guard.observe(record)
+        outcome.records.extend(decision.emit)
+        for bad in decision.rejected:
+            payload = bad.record.model_dump()
+            outcome.rejected.append(Rejected(bad.pair, IMPLAUSIBLE_JUMP, bad.message, payload))
+            self._incr("source.implausible")
+            self._reject(bad.pair, IMPLAUSIBLE_JUMP, bad.message, payload)
+        if decision.held is not None:
+            held = decision.held
+            outcome.held.append(held)
+            self._incr("source.held")
+            log.warning(
+                "%s-%s %s at %s is far from the last accepted price: held until the next poll confirms it",
+                held.crypto,
+                held.currency,
+                held.amount,
+                held.timestamp_utc,
+            )
+
+    def _load_guard(self) -> PlausibilityGuard:
+        try:
+            return PlausibilityGuard(self.plausibility, self.state.get(PLAUSIBILITY_KEY) or {})
+        except Exception as exc:  # an unreadable state must not stop the producer
+            log.error("cannot load the plausibility state (%s): starting afresh", exc)
+            return PlausibilityGuard(self.plausibility)
+
+    def _save_guard(self) -> None:
+        try:
+            self.state.set(PLAUSIBILITY_KEY, self.guard.state())
+        except Exception as exc:  # kept in memory; the next tick saves again
+            log.error("cannot save the plausibility state: %s", exc)
 
     def _reject(self, pair: str, reason: str, message: str, payload: Any) -> None:
         log.warning("%s rejected (%s): %s", pair, reason, message)
@@ -224,6 +278,7 @@ class Poller:
             "slot": format_ts(outcome.slot),
             "records": len(outcome.records) if outcome.delivered else 0,
             "rejected": len(outcome.rejected),
+            "held": len(outcome.held),
             "unavailable": len(outcome.unavailable),
         }
         try:

@@ -5,7 +5,9 @@
 Coinbase's 404 `{"errors": [{"id": "not_found", ...}]}`. Prices follow a geometric random
 walk per asset (with a weak pull back to its start price, so a long demo stays realistic),
 advanced by the real time elapsed since the previous request. A `FaultPlan` injects the
-failures the client must survive: timeouts, 429, 5xx and every kind of bad answer.
+failures the client must survive: timeouts, 429, 5xx and every kind of bad answer, and
+implausible prices: `spike` (this one answer x1000), `dip` (this one answer /1000) and
+`crash` (the asset falls by 60 % for good, from this answer on).
 """
 
 from __future__ import annotations
@@ -60,7 +62,16 @@ FAULT_KINDS = (
     "missing_amount",
     "wrong_pair",
     "missing_field",
+    "spike",
+    "dip",
+    "crash",
 )
+#: Faults that change the price, served only when scripted or named in `kinds`: drawn at
+#: random, two spikes in a row would look like a confirmed move, and crashes add up.
+PRICE_FAULTS = ("spike", "dip", "crash")
+#: `spike` multiplies one answer's price by this, `dip` divides it; `crash` keeps this share.
+SPIKE_FACTOR = 1000.0
+CRASH_REMAINING = 0.4
 BAD_AMOUNTS = ("-5", "0", "NaN", "abc", "9000000000000000")
 _DROPPED_FIELDS = ("currency", "base", "data")
 
@@ -80,7 +91,7 @@ class FaultPlan:
     script: Sequence[str] = ()
     rate: float = 0.0
     seed: int | None = None
-    kinds: Sequence[str] = tuple(k for k in FAULT_KINDS if k != "ok")
+    kinds: Sequence[str] = tuple(k for k in FAULT_KINDS if k != "ok" and k not in PRICE_FAULTS)
     timeout_seconds: float = 30.0
     retry_after: float | str = 1
     _queue: deque[str] = field(init=False, repr=False)
@@ -165,6 +176,12 @@ class Market:
                 pull = MEAN_REVERSION * (self._start[asset] - x) * years
                 self._log_price[asset] = x + pull + vol * math.sqrt(years) * self._rng.gauss(0.0, 1.0)
 
+    def crash(self, asset: str, remaining: float = CRASH_REMAINING) -> None:
+        """Move `asset` to `remaining` times its price for good (its random walk goes on from there)."""
+        with self._lock:
+            self._log_price[asset] += math.log(remaining)
+            self._start[asset] += math.log(remaining)  # no pull back to the old level
+
     def price(self, pair: str) -> Decimal | None:
         """The current price, formatted with Coinbase's usual precision; None if unknown."""
         if not self.knows(pair):
@@ -206,7 +223,7 @@ def create_app(
         elif fault in _HTTP_FAULTS:
             return _http_fault(fault, plan)
         market.advance()
-        price = market.price(pair)
+        price = _price(market, pair, fault)
         if price is None:
             return JSONResponse(_errors("not_found", "Invalid currency pair"), 404)
         base, _, quote = pair.partition("-")
@@ -240,6 +257,16 @@ def create_app(
     app.state.market = market
     app.state.requests = 0
     return app
+
+
+def _price(market: Market, pair: str, fault: str) -> Decimal | None:
+    """The answer's price, with a price fault applied (`crash` moves the market itself)."""
+    if fault == "crash" and market.knows(pair):
+        market.crash(pair.partition("-")[0])
+    price = market.price(pair)
+    if price is not None and fault in ("spike", "dip"):
+        price = format_price(float(price) * (SPIKE_FACTOR if fault == "spike" else 1 / SPIKE_FACTOR))
+    return price
 
 
 _HTTP_FAULTS = {

@@ -127,8 +127,10 @@ def _stamp(draw) -> str:
 
 
 _amount = st.one_of(
-    st.decimals(min_value=Decimal("1e-12"), max_value=Decimal("1e12"), places=12).map(lambda d: f"{d:f}"),
-    st.integers(1, 10**12).map(str),
+    st.decimals(min_value=Decimal("1e-12"), max_value=Decimal("999999999999.999999999999"), places=12).map(
+        lambda d: f"{d:f}"
+    ),
+    st.integers(1, 10**12 - 1).map(str),  # the cap, 1e12, is exclusive
     st.sampled_from(["0.100000000000000", "12.340", "007.5", "1.000000000000"]),
 )
 

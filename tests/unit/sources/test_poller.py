@@ -106,6 +106,7 @@ def test_tick_puts_one_batch_of_contract_records(make_poller, state):
         "slot": format_ts(slot),
         "records": 3,
         "rejected": 0,
+        "held": 0,
         "unavailable": 0,
     }
 

@@ -226,3 +226,31 @@ def test_server_picks_a_free_port_and_releases_it():
 def test_a_busy_port_is_a_clear_error(simulator):
     with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{simulator.port}"):
         SimulatorServer(port=simulator.port).start()
+
+
+# ------------------------------------------------------------------ price faults
+
+
+def test_a_spike_or_a_dip_changes_one_answer_only(simulator, http):
+    def price() -> Decimal:
+        return Decimal(http.get("/v2/prices/ETH-USD/spot").json()["data"]["amount"])
+
+    simulator.faults = FaultPlan(["ok", "spike", "ok", "dip", "ok"])
+    normal, spiked, back, dipped, again = (price() for _ in range(5))
+    assert 990 < spiked / normal < 1010 and 0.99 < back / normal < 1.01
+    assert 990 < back / dipped < 1010 and 0.99 < again / back < 1.01
+
+
+def test_a_crash_moves_the_price_for_good(simulator, http):
+    def price() -> Decimal:
+        return Decimal(http.get("/v2/prices/XRP-USD/spot").json()["data"]["amount"])
+
+    simulator.faults = FaultPlan(["ok", "crash", "ok"])
+    before, crashed, after = price(), price(), price()
+    assert 0.39 < crashed / before < 0.41 and 0.99 < after / crashed < 1.01
+
+
+def test_price_faults_are_never_drawn_at_random_unless_named():
+    assert not {"spike", "dip", "crash"} & {FaultPlan(rate=1.0, seed=1).next() for _ in range(500)}
+    assert {FaultPlan(rate=1.0, kinds=["spike"]).next() for _ in range(5)} == {"spike"}
+    assert list(FaultPlan.from_spec("spike,dip,crash").script) == ["spike", "dip", "crash"]
