@@ -8,9 +8,12 @@ buffering (every poll writes what it has). A file never exceeds `buffer_bytes` (
 `max_file_bytes` with zero buffering) nor `max_records` records, except that a single
 record larger than that gets a file of its own.
 
-Keys are `YYYY/MM/DD/HH/<prefix_name>-<first seq>-<last seq>.json`, the hour (UTC) of
-the arrival in the stream of the file's first record, as Firehose does: a replay of
-the same records therefore always produces the same key.
+Keys are `YYYY/MM/DD/HH/<prefix_name>-<stream id>-<first seq>-<last seq>.json`, the hour
+(UTC) of the arrival in the stream of the file's first record, as Firehose does: a replay
+of the same records therefore always produces the same key, and another stream (a new
+`stream.db`, or another data dir sharing the landing zone) never produces it. A landing
+file is never written over with different content: if the key is taken by other bytes
+(say, a `stream.db` restored from a backup), the file goes under a new name beside it.
 
 Exactly-once files, at-least-once writes. For each file:
 
@@ -60,10 +63,11 @@ MAX_RETRY_DELAY = 30.0
 _PREFIX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 
 
-def landing_key(prefix_name: str, arrived_at: float, first: int, last: int) -> str:
-    """`YYYY/MM/DD/HH/<prefix_name>-<first:020d>-<last:020d>.json`, the hour in UTC."""
+def landing_key(prefix_name: str, arrived_at: float, first: int, last: int, stream_id: str = "") -> str:
+    """`YYYY/MM/DD/HH/<prefix_name>-<stream_id>-<first:020d>-<last:020d>.json`, the hour in UTC."""
     hour = landing_prefix(dt.datetime.fromtimestamp(arrived_at, dt.UTC))
-    return f"{hour}/{prefix_name}-{first:020d}-{last:020d}.json"
+    name = f"{prefix_name}-{stream_id}" if stream_id else prefix_name
+    return f"{hour}/{name}-{first:020d}-{last:020d}.json"
 
 
 def _line(data: bytes) -> bytes:
@@ -221,7 +225,7 @@ class Delivery:
     def _deliver_buffer(self, keys: list[str]) -> bool:
         assert self._first is not None and self._last is not None
         first, last, count = self._first, self._last, self._count
-        key = landing_key(self.prefix_name, self._first_arrival, first, last)
+        key = landing_key(self.prefix_name, self._first_arrival, first, last, self.stream.stream_id)
         data = bytes(self._buf)
         # 1. remember the range, 2. write, 3. checkpoint + clear, atomically.
         self.stream.set_state(self.consumer, {"pending": {"first": first, "last": last, "key": key}})
@@ -295,12 +299,26 @@ class Delivery:
     # ------------------------------------------------------------------ outcomes
     def _write(self, key: str, data: bytes) -> bool:
         try:
-            self.landing.write_atomic(key, data)
+            self._write_new(key, data)
         except Exception as exc:  # OSError (disk full, permissions), S3 errors, …
             self._failed(exc, key)
             return False
         self._healthy()
         return True
+
+    def _write_new(self, key: str, data: bytes) -> None:
+        """Write `key`, or find it already there with these bytes (a re-delivery). Other
+        bytes under that name are never replaced: this file goes beside them."""
+        for attempt in range(100):
+            target = key if attempt == 0 else key.replace(".json", f"-{attempt}.json")
+            try:
+                self.landing.write_new(target, data)
+                return
+            except FileExistsError:
+                if self.landing.read(target) == data:
+                    return
+                log.error("delivery: %s exists with other content; writing these records beside it", target)
+        raise FileExistsError(f"{key}: 100 files of that name with other content")
 
     def _healthy(self) -> None:
         if self.failures:

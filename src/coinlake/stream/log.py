@@ -38,6 +38,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -67,6 +68,9 @@ _SCHEMA = (
         partition_key TEXT NOT NULL,
         data BLOB NOT NULL
     )""",
+    # `stream_id`: made once with the file. Delivery names landing files with it, so a new
+    # stream (its sequence numbers start again at 1) never writes over an old one's files.
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS consumers (
         name TEXT PRIMARY KEY,
         seq INTEGER NOT NULL,
@@ -130,6 +134,9 @@ class StreamLog:
             for ddl in _SCHEMA:
                 con.execute(ddl)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('stream_id', ?)", (uuid.uuid4().hex[:12],))
+            #: This stream's identity: 12 hex digits, made with the file and never changed.
+            self.stream_id: str = con.execute("SELECT value FROM meta WHERE key = 'stream_id'").fetchone()[0]
 
     def __repr__(self) -> str:
         return f"StreamLog({str(self.path)!r})"

@@ -27,7 +27,7 @@ def main(db: str, landing_dir: str, point: str) -> None:
         os._exit(CRASH_EXIT)
 
     if point == "write":
-        landing.write_atomic = die  # type: ignore[method-assign]
+        landing.write_new = die  # type: ignore[method-assign]
     elif point == "commit":
         stream.commit = die  # type: ignore[method-assign]
     else:

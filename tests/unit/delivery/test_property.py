@@ -39,12 +39,12 @@ class RecordingStorage(Storage):
         self.fail = 0
         self.writes: dict[str, set[bytes]] = {}
 
-    def write_atomic(self, key: str, data: bytes) -> None:
+    def write_new(self, key: str, data: bytes) -> None:
         if self.fail:
             self.fail -= 1
             raise OSError(28, "No space left on device")
         self.writes.setdefault(key, set()).add(bytes(data))
-        super().write_atomic(key, data)
+        super().write_new(key, data)
 
 
 def line(data: bytes) -> bytes:

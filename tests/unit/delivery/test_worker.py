@@ -39,12 +39,12 @@ class FlakyStorage(Storage):
         self.fail = 0
         self.attempts = 0
 
-    def write_atomic(self, key: str, data: bytes) -> None:
+    def write_new(self, key: str, data: bytes) -> None:
         self.attempts += 1
         if self.fail:
             self.fail -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        super().write_atomic(key, data)
+        super().write_new(key, data)
 
 
 @pytest.fixture
@@ -54,7 +54,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def stream(tmp_path: Path, clock: Clock):
+    global _STREAM_ID
     log = StreamLog(tmp_path / "stream.db", clock=clock)
+    _STREAM_ID = log.stream_id
     yield log
     log.close()
 
@@ -75,8 +77,12 @@ def files(storage: Storage) -> dict[str, bytes]:
     return {f.key: storage.read(f.key) for f in storage.list()}
 
 
+_STREAM_ID = ""
+
+
 def name(first: int, last: int, hour: str = "2026/11/24/04") -> str:
-    return f"{hour}/coinlake-{first:020d}-{last:020d}.json"
+    """The landing key of records first..last of the test's stream."""
+    return f"{hour}/coinlake-{_STREAM_ID}-{first:020d}-{last:020d}.json"
 
 
 def rec(i: int, size: int = 0) -> bytes:
@@ -173,7 +179,7 @@ def test_the_key_hour_is_the_first_records_arrival_hour_in_utc(stream, landing, 
         clock.t = T0 + 3
         stream.put_records([rec(2)])  # 05:00:01Z, same buffer
         clock.t = T0 + 2 * 3600  # the worker writes two hours later
-        assert d.poll_once() == ["2026/11/24/04/coinlake-00000000000000000001-00000000000000000002.json"]
+        assert d.poll_once() == [name(1, 2)]
         stream.put_records([rec(3)])  # 06:59:58Z
         clock.t += 10
         assert d.poll_once() == [name(3, 3, "2026/11/24/06")]
@@ -181,6 +187,7 @@ def test_the_key_hour_is_the_first_records_arrival_hour_in_utc(stream, landing, 
         monkeypatch.undo()
         time.tzset()
     assert landing_key("x", 0.0, 1, 42) == "1970/01/01/00/x-00000000000000000001-00000000000000000042.json"
+    assert landing_key("x", 0.0, 1, 42, "ab12") == "1970/01/01/00/x-ab12-00000000000000000001-00000000000000000042.json"
 
 
 def test_prefix_name_and_consumer_are_configurable_and_independent(stream, landing, clock, tmp_path):
@@ -315,7 +322,9 @@ def test_a_failing_flush_keeps_the_records_for_the_next_start(stream, landing, c
 
 
 def test_run_delivers_while_running_and_flushes_on_stop(tmp_path, landing):
+    global _STREAM_ID
     stream = StreamLog(tmp_path / "real-clock.db")  # the real clock, in the stream and the worker
+    _STREAM_ID = stream.stream_id
     d = Delivery(stream, landing, buffer_interval=0.3, buffer_bytes=1024 * 1024)
     stop = threading.Event()
     worker = threading.Thread(target=d.run, args=(stop,), kwargs={"idle_sleep": 0.02})
