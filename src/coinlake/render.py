@@ -69,6 +69,10 @@ def status(s: dict[str, Any], console: Console) -> None:
     )
     for crypto, c in sorted((lk.get("cryptos") or {}).items()):
         t.add_row("", f"  {crypto}", f"{c.get('rows')} rows, newest {_plain(c.get('newest'))}")
+    if lk.get("error"):
+        t.add_row("", "[red]unreadable[/]", _plain(lk["error"]))
+    for key in lk.get("set_aside") or []:
+        t.add_row("", "[yellow]set aside[/]", _plain(key))
     total_dead = sum(dl["counts"].values())
     t.add_row("dead-letter", f"{total_dead} rejected", ", ".join(f"{k}: {v}" for k, v in dl["counts"].items()))
     console.print(t)

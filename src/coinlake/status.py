@@ -6,9 +6,10 @@ import datetime as dt
 import time
 from typing import Any
 
-from coinlake.etl.job import pending_files
+from coinlake.etl.job import REPAIR_KEY, pending_files
+from coinlake.etl.writer import quarantined
 from coinlake.pipeline import Pipeline
-from coinlake.query.engine import LakeQuery
+from coinlake.query.engine import LakeQuery, QueryError
 
 
 def collect(p: Pipeline) -> dict[str, Any]:
@@ -27,9 +28,14 @@ def collect(p: Pipeline) -> dict[str, Any]:
         "awaiting_etl": len(pending_files(p.landing, p.state)),
     }
 
-    with LakeQuery(p.lake) as q:
-        lake = q.lake_stats()
+    try:
+        with LakeQuery(p.lake) as q:
+            lake = q.lake_stats()
+    except QueryError as exc:  # an unreadable file: say which; the next ETL pass sets it aside
+        lake = {"error": f"{exc} (the next ETL pass sets it aside and rebuilds its partition)"}
     lake["uri"] = p.lake.uri
+    lake["set_aside"] = quarantined(p.lake) + [f"{p.rollups.uri}/{k}" for k in quarantined(p.rollups)]
+    lake["awaiting_repair"] = [list(x) for x in p.state.get(REPAIR_KEY) or []]
     newest = _newest(lake)
     if newest is not None:
         lake["newest_timestamp"] = newest.isoformat()

@@ -26,6 +26,7 @@ from coinlake.api.routes import compat, meta, prices
 from coinlake.api.routes.meta import STATIC
 from coinlake.api.security import GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
+from coinlake.query.engine import QueryError
 from coinlake.query.engines import DuckDBEngine
 from coinlake.query.tail import StreamTail
 from coinlake.settings import Settings
@@ -77,7 +78,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(catalogue.warm)  # the first requests do not pay for the first reads
+        try:
+            await asyncio.to_thread(catalogue.warm)  # the first requests do not pay for the first reads
+        except QueryError as exc:  # a damaged lake file: serve what can be read, say what cannot
+            log.warning("the API starts without warm caches: %s", exc)
         if guard is None:
             yield
             return

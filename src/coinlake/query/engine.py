@@ -95,8 +95,6 @@ class LakeQuery:
                 self._con.execute(f"SET allowed_directories = [{_literal(lake.url().rstrip('/') + '/')}]")
                 self._con.execute("SET enable_external_access = false")
                 self._con.execute("SET lock_configuration = true")
-            if view:
-                self.refresh()
         except BaseException:
             self._con.close()
             raise
@@ -121,10 +119,13 @@ class LakeQuery:
                 listed = "[" + ", ".join(_literal(self.lake.url(f.key)) for f in files) + "]"
                 hive_types = ", ".join(f"'{c}': {VIEW_TYPES[c]}" for c in PARTITION_COLUMNS)
                 columns = ", ".join(_ident(c) for c in VIEW_TYPES)
-                self._con.execute(
-                    f"CREATE OR REPLACE VIEW {TABLE_NAME} AS SELECT {columns} FROM read_parquet({listed}, "
-                    f"hive_partitioning = true, hive_types = {{{hive_types}}})"
-                )
+                try:  # DuckDB reads the first file's schema here
+                    self._con.execute(
+                        f"CREATE OR REPLACE VIEW {TABLE_NAME} AS SELECT {columns} FROM read_parquet({listed}, "
+                        f"hive_partitioning = true, hive_types = {{{hive_types}}})"
+                    )
+                except duckdb.Error as exc:
+                    raise QueryError.from_duckdb(exc) from None
                 self._empty = False
             else:
                 empty = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in VIEW_TYPES.items())
@@ -181,13 +182,13 @@ class LakeQuery:
     def _run(self, sql: str, params: Any, run: Any) -> Any:
         self._check(sql)
         for attempt in range(RETRIES + 1):
-            if self._view:
-                self.refresh()  # the files as they are now
             try:
+                if self._view:
+                    self.refresh()  # the files as they are now
                 return run()
-            except duckdb.Error as exc:
+            except (duckdb.Error, QueryError) as exc:
                 if not (self._view and vanished(exc)) or attempt == RETRIES:
-                    raise QueryError.from_duckdb(exc) from None
+                    raise (exc if isinstance(exc, QueryError) else QueryError.from_duckdb(exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check(self, sql: str) -> None:

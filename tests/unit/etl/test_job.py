@@ -223,7 +223,9 @@ def test_temp_files_left_by_a_killed_pass_are_removed(env, make_series, t0):
         f.write(b"half a parquet file")
     env.land(make_series(2, start=t0 + dt.timedelta(minutes=5)))
     env.run()
-    assert [normalized_key(f.key) for f in env.lake.list(suffix=".parquet")] == [f"{part[len(env.lake.root) + 1 :]}/data.parquet"]
+    assert [normalized_key(f.key) for f in env.lake.list(suffix=".parquet")] == [
+        f"{part[len(env.lake.root) + 1 :]}/data.parquet"
+    ]
     assert len(env.lake_ids()) == 4
 
 
