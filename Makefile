@@ -47,6 +47,7 @@ bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/re
 	$(BIN)/python benchmarks/query.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/crash.py
+	$(BIN)/python benchmarks/deadletters.py
 
 clean:  ## remove the venv, caches and the demo data
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .hypothesis

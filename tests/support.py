@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import socket
 import time
 from decimal import Decimal
@@ -65,3 +66,24 @@ def normalized_key(key: str) -> str:
     folder, _, name = key.rpartition("/")
     assert generation_of(name) is not None, f"{key} is not a coinlake data file"
     return f"{folder}/data.parquet"
+
+
+_GARBAGE = (
+    '{"event_id":"coinbase:BTC-USD:2026-11-24T04:00:00Z","source":"coinbase","crypto":"BTC","currency":"USD",'
+    '"amount":"91234.56","timestamp_utc":"2026-11-24T04:00:00.000Z"',  # a record cut short
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>",
+    "2026-11-24T04:00:01Z ERROR upstream timed out after 10s; retrying with backoff (attempt 3 of 5) ...",
+    '{"error":"rate_limited","message":"too many requests, slow down","retry_in":30,"request_id":"',
+)
+
+
+def garbage_lines(n: int, size: int | None = None, seed: int = 0) -> bytes:
+    """`n` bad landing lines, newline-terminated: records cut short, HTML error pages, log
+    lines, unfinished JSON; each `size` bytes long (default: 50 to 200, at random)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        length = size or rng.randint(50, 200)
+        text = rng.choice(_GARBAGE)
+        out.append((text * (length // len(text) + 1))[:length].encode() + b"\n")
+    return b"".join(out)

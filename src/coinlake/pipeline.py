@@ -25,7 +25,7 @@ from coinlake.stream.log import StreamLog
 
 log = logging.getLogger(__name__)
 
-#: How often `run` trims the stream to its retention.
+#: How often `run` trims the stream and the dead-letter area to their retention.
 TRIM_EVERY_SECONDS = 300.0
 
 
@@ -45,7 +45,12 @@ class Pipeline:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.state = StateStore(settings.state_path)
-        self.dead_letters = DeadLetters(settings.dead_letter_dir, self.state)
+        self.dead_letters = DeadLetters(
+            settings.dead_letter_dir,
+            self.state,
+            retention_days=settings.dead_letter_retention_days,
+            max_payload_bytes=settings.dead_letter_max_payload_bytes,
+        )
         self.stream = StreamLog(settings.stream_path, retention_hours=settings.stream_retention_hours)
         self.landing = Storage(settings.landing)
         self.lake = Storage(settings.lake)
@@ -209,9 +214,20 @@ class Pipeline:
                 self.state.incr("etl.errors")
             if time.monotonic() - last_trim > TRIM_EVERY_SECONDS:
                 self.stream.trim()
+                self._expire_dead_letters()
                 last_trim = time.monotonic()
             if stopping:
                 return
+
+    def _expire_dead_letters(self) -> None:
+        """Drop dead-letter files past their retention; a failure is logged, never fatal."""
+        try:
+            removed = self.dead_letters.expire()
+        except OSError as exc:
+            log.warning("cannot expire old dead letters in %s: %s", self.dead_letters.directory, exc)
+            return
+        if removed:
+            log.info("removed %d dead-letter file(s) older than %d days", removed, self.dead_letters.retention_days)
 
 
 def _worker(name: str, target, stop: threading.Event, failed: threading.Event, report: RunReport):

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from coinlake.alerts.config import AlertSettings
 from coinlake.api.plans import ApiSettings
 from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
+from coinlake.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETENTION_DAYS
 from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_SECONDS, PlausibilityRule
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"
@@ -137,6 +138,17 @@ class Settings(BaseSettings):
 
     # --- ETL
     etl_interval: float = Field(60.0, ge=0, description="Seconds between ETL passes inside `run` (0: every loop).")
+
+    # --- dead letters
+    dead_letter_retention_days: int = Field(
+        DEFAULT_RETENTION_DAYS, ge=1, le=3650, description="Days dead-letter files are kept (the counters stay)."
+    )
+    dead_letter_max_payload_bytes: int = Field(
+        DEFAULT_MAX_PAYLOAD_BYTES,
+        ge=0,
+        le=16 * 1024 * 1024,
+        description="Bytes of a rejected payload kept in its dead letter (plus its length and SHA-256).",
+    )
 
     # --- API and alerts (nested: `[api]` / `[alerts]` in TOML, `COINLAKE_API__PORT=9000` in env)
     serve: bool = Field(True, description="Serve the API and dashboard inside `coinlake run`.")

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS marks (
 );
 """
 
+_INCR = "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"
 
 OPEN_TIMEOUT = 30.0
 
@@ -95,11 +96,7 @@ class StateStore:
     # ------------------------------------------------------------ counters
     def incr(self, name: str, n: int = 1) -> None:
         with self._tx() as con:
-            con.execute(
-                "INSERT INTO counters(name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                (name, n),
-            )
+            con.execute(_INCR, (name, n))
 
     def counters(self, prefix: str = "") -> dict[str, int]:
         rows = self._con.execute(
@@ -130,8 +127,11 @@ class StateStore:
         rows = self._con.execute("SELECT key, value FROM marks WHERE namespace = ?", (namespace,)).fetchall()
         return dict(rows)
 
-    def mark(self, namespace: str, items: Iterable[tuple[str, str | None]]) -> None:
-        """Add keys (with an optional value, e.g. a size or etag) in one transaction."""
+    def mark(
+        self, namespace: str, items: Iterable[tuple[str, str | None]], *, counters: Mapping[str, int] | None = None
+    ) -> None:
+        """Add keys (with an optional value, e.g. a size or etag) in one transaction, and
+        add `counters` (name -> n) in the same transaction."""
         now = time.time()
         with self._tx() as con:
             con.executemany(
@@ -139,6 +139,8 @@ class StateStore:
                 "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value",
                 [(namespace, k, v, now) for k, v in items],
             )
+            if counters:
+                con.executemany(_INCR, list(counters.items()))
 
     def count_marked(self, namespace: str) -> int:
         return self._con.execute("SELECT count(*) FROM marks WHERE namespace = ?", (namespace,)).fetchone()[0]

@@ -32,6 +32,16 @@ def test_the_toml_in_the_working_directory_is_read(monkeypatch, tmp_path):
     assert load_settings().data_dir == Path("elsewhere")
 
 
+def test_dead_letters_are_kept_14_days_with_4_kib_of_payload_unless_configured(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert (s.dead_letter_retention_days, s.dead_letter_max_payload_bytes) == (14, 4096)
+    monkeypatch.setenv("COINLAKE_DEAD_LETTER_RETENTION_DAYS", "30")
+    monkeypatch.setenv("COINLAKE_DEAD_LETTER_MAX_PAYLOAD_BYTES", "1024")
+    s = load_settings()
+    assert (s.dead_letter_retention_days, s.dead_letter_max_payload_bytes) == (30, 1024)
+
+
 def test_symbols_from_env_are_comma_separated_and_normalised(monkeypatch):
     monkeypatch.setenv("COINLAKE_SYMBOLS", "btc-usd, eth-eur,BTC-USD")
     assert load_settings().symbols == ["BTC-USD", "ETH-EUR"]
@@ -46,6 +56,8 @@ def test_symbols_from_env_are_comma_separated_and_normalised(monkeypatch):
         ({"coinbase_url": "ftp://x"}, "coinbase_url"),
         ({"buffer_interval": 1000}, "buffer_interval"),
         ({"no_such_setting": 1}, "no_such_setting"),
+        ({"dead_letter_retention_days": 0}, "dead_letter_retention_days"),
+        ({"dead_letter_max_payload_bytes": -1}, "dead_letter_max_payload_bytes"),
     ],
 )
 def test_bad_settings_give_one_clear_error(overrides, needle):

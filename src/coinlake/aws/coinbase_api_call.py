@@ -92,7 +92,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = load_settings()
     slot = schedule_slot(event, settings.interval)
     counters = Counters()
-    dead_letters = LambdaDeadLetters(logger, counters, os.environ.get(DEAD_LETTER_ENV))
+    dead_letters = LambdaDeadLetters(
+        logger, counters, os.environ.get(DEAD_LETTER_ENV), max_payload_bytes=settings.dead_letter_max_payload_bytes
+    )
     sink = KinesisSink(stream)
     with CoinbaseClient.from_settings(settings) as client, deadline(context, MARGIN_SECONDS) as stop:
         poller = Poller(

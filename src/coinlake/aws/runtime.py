@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from coinlake.deadletter import COUNTER_PREFIX, dead_letter_entry
+from coinlake.deadletter import COUNTER_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES, dead_letter_entry
 from coinlake.storage import Storage
 
 #: Lambda's writable folder; the handlers keep their small SQLite files under it.
@@ -81,16 +81,25 @@ class Counters:
 class LambdaDeadLetters:
     """`DeadLetters.write` for Lambda: a structured log line (always), counted in `counters`
     (`dead_letter.<stage>.<reason>`), and one JSON object per entry under `uri` if given
-    (`<stage>/YYYY-MM-DD/<HHMMSS>-<reason>-<id>.json`)."""
+    (`<stage>/YYYY-MM-DD/<HHMMSS>-<reason>-<id>.json`). Payloads are capped as locally
+    (`max_payload_bytes`); `dead_letter_retention_days` does not apply (a bucket lifecycle rule would)."""
 
-    def __init__(self, logger: Any, counters: Counters, uri: str | None = None):
+    def __init__(
+        self,
+        logger: Any,
+        counters: Counters,
+        uri: str | None = None,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ):
         self.logger = logger
         self.counters = counters
         self.storage = Storage(uri) if uri else None
+        self.max_payload_bytes = max_payload_bytes
         self.written: list[str] = []
 
     def write(self, stage: str, reason: str, message: str, payload: Any, **context: Any) -> None:
-        entry = dead_letter_entry(stage, reason, message, payload, **context)
+        entry = dead_letter_entry(stage, reason, message, payload, max_payload_bytes=self.max_payload_bytes, **context)
         self.counters.incr(f"{COUNTER_PREFIX}{stage}.{reason}")
         self.logger.warning("dead letter", extra={"dead_letter": entry})
         if self.storage is not None:

@@ -2,7 +2,9 @@
 
 A landing file is newline-delimited JSON (one `LandingRecord` per line). Firehose may
 also concatenate records with nothing between them (`}{`), so a line that is not one
-JSON value is split into consecutive JSON values and each is judged on its own.
+JSON value but starts with a JSON object is split into consecutive JSON values and each
+is judged on its own. Any other bad line is one bad line (garbage such as
+`2026-11-24 ERROR …` is not split into a number and a tail).
 
 Validation is the contract's. Each line first goes through `model_validate_json` (the
 same pydantic model and validators, with pydantic's faster JSON parser); a line it
@@ -22,9 +24,6 @@ import pyarrow.json as pj
 
 from coinlake.contract import DEFAULT_MAX_AMOUNT, ContractError, LandingRecord, lake_row, split_json_values
 
-#: Largest payload kept in a dead letter (a runaway line must not fill the disk).
-MAX_PAYLOAD = 64 * 1024
-
 # The canonical shapes producers write. Records in these shapes are transformed with
 # vectorised Arrow casts (proved equal to `contract.lake_row` by the tests); any other
 # shape the contract accepts goes through `lake_row` itself, record by record.
@@ -41,7 +40,7 @@ class BadLine:
     piece: int | None  # 1-based index of a `}{`-concatenated value on that line, else None
     reason: str
     message: str
-    payload: bytes
+    payload: bytes  # the whole line (or piece); the dead-letter area caps what it keeps
 
     @property
     def ident(self) -> str:
@@ -196,21 +195,21 @@ def parse_into(data: bytes, rows: Rows) -> list[BadLine]:
 
 def _judge(line: bytes, rows: Rows, bad: list[BadLine], n: int) -> None:
     """The contract's verdict on a line the fast path refused: `LandingRecord.from_json`
-    decides (and gives the reason); a line holding several concatenated JSON values
-    (`}{`) is split and each value judged on its own."""
+    decides (and gives the reason); a line of concatenated JSON values starting with an
+    object (`}{`) is split and each value judged on its own."""
     try:
         rec = LandingRecord.from_json(line)
     except ContractError as exc:
         if exc.reason == "malformed_json":
             pieces = split_json_values(line)
-            if len(pieces) > 1:
+            if len(pieces) > 1 and pieces[0].startswith(b"{"):  # records glued together
                 for k, piece in enumerate(pieces, start=1):
                     _take(piece, rows, bad, n, k)
                 return
-        bad.append(BadLine(n, None, exc.reason, exc.message, line[:MAX_PAYLOAD]))
+        bad.append(BadLine(n, None, exc.reason, exc.message, line))
         return
     except Exception as exc:  # e.g. RecursionError: bad input, not a crash
-        bad.append(BadLine(n, None, "malformed_json", _one_line(exc), line[:MAX_PAYLOAD]))
+        bad.append(BadLine(n, None, "malformed_json", _one_line(exc), line))
         return
     _add_checked(rec, rows, bad, n, None, line)
 
@@ -219,10 +218,10 @@ def _take(piece: bytes, rows: Rows, bad: list[BadLine], n: int, k: int) -> None:
     try:
         rec = LandingRecord.from_json(piece)
     except ContractError as exc:
-        bad.append(BadLine(n, k, exc.reason, exc.message, piece[:MAX_PAYLOAD]))
+        bad.append(BadLine(n, k, exc.reason, exc.message, piece))
         return
     except Exception as exc:  # as above
-        bad.append(BadLine(n, k, "malformed_json", _one_line(exc), piece[:MAX_PAYLOAD]))
+        bad.append(BadLine(n, k, "malformed_json", _one_line(exc), piece))
         return
     _add_checked(rec, rows, bad, n, k, piece)
 
@@ -234,7 +233,7 @@ def _add_checked(rec: LandingRecord, rows: Rows, bad: list[BadLine], n: int, k: 
             value.encode("utf-8")
         except UnicodeEncodeError:
             msg = f"{name}: not valid Unicode (lone surrogate)"
-            bad.append(BadLine(n, k, "malformed_json", msg, raw[:MAX_PAYLOAD]))
+            bad.append(BadLine(n, k, "malformed_json", msg, raw))
             return
     _add(rec, rows, bad, n, k, raw)
 
@@ -250,7 +249,7 @@ def _untransformable(exc: Exception, n: int, k: int | None, raw: bytes) -> BadLi
     """Valid by the model but not transformable by `lake_row` (e.g. an exotic ISO-8601
     form whose first 10 characters are not a date)."""
     reason = exc.reason if isinstance(exc, ContractError) else "untransformable"
-    return BadLine(n, k, reason, _one_line(exc), raw[:MAX_PAYLOAD])
+    return BadLine(n, k, reason, _one_line(exc), raw)
 
 
 def _one_line(exc: BaseException) -> str:

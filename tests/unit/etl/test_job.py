@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections import Counter
 from decimal import Decimal
 
 import pytest
 
+from coinlake import state as state_module
 from coinlake.etl import job, writer
 from coinlake.etl.job import BOOKMARK_NAMESPACE, LAST_PASS_KEY
 from coinlake.storage import FileInfo
-from support import normalized_key
+
+from support import garbage_lines, normalized_key
 
 
 def _counters(env) -> dict[str, int]:
@@ -191,6 +194,94 @@ def test_a_line_left_pending_by_a_crash_is_written_once(env, make_series):
     lines = Counter(e["line"] for e in env.dead_letters.entries("etl"))
     assert lines == {1: 1, 3: 1}
     assert env.state.marked(ns) == {"1": "done", "3": "done"}
+
+
+@pytest.mark.parametrize("size", [None, 100])  # 50-200 bytes at random, or exactly 100
+def test_ten_thousand_garbage_lines_are_rejected_once_in_a_few_transactions_and_small_dead_letters(
+    env, make_series, monkeypatch, size
+):
+    data = garbage_lines(10_000, size)
+    key = env.land([data])
+    transactions, fsyncs = _count_transactions_and_fsyncs(monkeypatch)
+    r = env.run()
+    assert (r.files, r.records, r.rejected) == (1, 0, 10_000)
+    assert len(transactions) <= 8 and len(fsyncs) <= 2  # per file, not per line
+    assert _dead_letter_bytes(env) <= len(data)
+    assert _rejected_idents(env, key) == Counter(str(n) for n in range(1, 10_001))  # each line once
+    assert env.dead_letters.counts() == {"etl.malformed_json": 10_000} and _counters(env)["etl.rejected"] == 10_000
+
+    # The file delivered again with one more (good) line: read again, nothing rejected again.
+    env.land([data, make_series(1)[0]], key=key)
+    again = env.run()
+    assert (again.files, again.written, again.rejected) == (1, 1, 0)
+    assert _counters(env)["etl.rejected"] == 10_000 and sum(_rejected_idents(env, key).values()) == 10_000
+
+
+def test_bad_lines_among_good_ones_leave_dead_letters_smaller_than_themselves(env, make_series):
+    good = make_series(3_000)
+    bad = garbage_lines(3_000, 100).splitlines(keepends=True)
+    key = env.land([x for pair in zip(good, bad, strict=True) for x in pair])
+    r = env.run()
+    assert (r.written, r.rejected) == (3_000, 3_000)
+    assert _dead_letter_bytes(env) <= sum(map(len, bad))
+    assert _rejected_idents(env, key) == Counter(str(n) for n in range(2, 6_001, 2))
+    assert all(len(json.dumps(e)) < 8 * 1024 for e in env.dead_letters.entries("etl"))
+
+
+def test_a_crash_after_the_dead_letters_are_written_counts_them_once_and_rewrites_nothing(env, make_series):
+    good = make_series(1)
+    key = env.land([b"bad one\n", good[0], b"bad two\n", b"bad three\n"])
+    real_mark = env.state.mark
+
+    def dies_before_done(namespace, items, **kwargs):
+        items = list(items)
+        if namespace.startswith(job.REJECTED_PREFIX) and items[0][1] == "done":
+            raise RuntimeError("killed")
+        return real_mark(namespace, items, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(env.state, "mark", dies_before_done)
+        with pytest.raises(RuntimeError):
+            env.run()
+    assert sum(_rejected_idents(env, key).values()) == 3 and env.dead_letters.counts() == {}
+
+    r = env.run()
+    assert (r.written, r.rejected) == (1, 0)
+    assert _rejected_idents(env, key) == Counter(["1", "3", "4"])
+    assert env.dead_letters.counts() == {"etl.malformed_json": 3} and _counters(env)["etl.rejected"] == 3
+    assert env.state.marked(job.REJECTED_PREFIX + key) == {"1": "done", "3": "done", "4": "done"}
+    assert env.run().rejected == 0 and _counters(env)["etl.rejected"] == 3
+
+
+def _count_transactions_and_fsyncs(monkeypatch) -> tuple[list[None], list[int]]:
+    transactions: list[None] = []
+    fsyncs: list[int] = []
+    real_tx, real_fsync = state_module.transaction, os.fsync
+
+    def counted_tx(con):
+        transactions.append(None)
+        return real_tx(con)
+
+    def counted_fsync(fd):
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(state_module, "transaction", counted_tx)
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    return transactions, fsyncs
+
+
+def _dead_letter_bytes(env) -> int:
+    return sum(p.stat().st_size for p in env.dead_letters.directory.rglob("*.jsonl"))
+
+
+def _rejected_idents(env, key: str) -> Counter[str]:
+    """How many dead letters stand for each ident of `key` (each `lines` expanded)."""
+    idents: Counter[str] = Counter()
+    for e in env.dead_letters.entries("etl"):
+        if e.get("file") == key:
+            idents.update(job._expand([job._lines_of(e)]))
+    return idents
 
 
 def test_a_landing_file_that_grew_is_read_again(env, make_series):

@@ -41,6 +41,22 @@ def test_a_bad_piece_of_a_concatenated_line_is_rejected_alone(make_series):
     assert [x.ident for x in bad] == ["1.2", "1.3"]
 
 
+def test_garbage_that_does_not_start_with_an_object_is_one_bad_line(make_series):
+    (a,) = make_series(1)
+    lines = [
+        b"2026-11-24T04:00:01Z ERROR upstream timed out",  # json: a number, then a tail
+        b'"quoted" then text',
+        b"[1] [2]",
+        b"<html><body>502 Bad Gateway</body></html>",
+        a.to_json_line()[:-1] + b"garbage",  # a record, then a tail: split as before
+    ]
+    rows = Rows()
+    bad = parse_into(b"\n".join(lines), rows)
+    assert rows.count == 1
+    assert [(x.line, x.piece) for x in bad] == [(1, None), (2, None), (3, None), (4, None), (5, 2)]
+    assert all(x.payload == lines[x.line - 1] for x in bad[:4])
+
+
 def test_bad_lines_carry_the_contracts_reason(make_record):
     good = make_record()
     lines = [
@@ -66,7 +82,7 @@ def test_bad_lines_carry_the_contracts_reason(make_record):
     assert by_line[5].reason == "malformed_json"
     assert by_line[6].reason == "malformed_json" and "surrogate" in by_line[6].message
     assert by_line[7].reason == "malformed_json"
-    assert by_line[8].reason == "malformed_json" and len(by_line[8].payload) == 64 * 1024
+    assert by_line[8].reason == "malformed_json" and by_line[8].payload == lines[7]  # whole: the area caps it
     for x in bad:
         assert "\n" not in x.message
 

@@ -9,8 +9,9 @@ import pyarrow as pa
 
 from coinlake.lake import LAKE_FILE_SCHEMA
 from coinlake.lake import LEGACY_FILE as PARTITION_FILE
-from support import normalized_key
 from coinlake.storage import FileInfo
+
+from support import normalized_key
 
 
 def test_s3_landing_and_s3_lake(s3_bucket, tmp_path, new_env, make_series, make_record, t0, monkeypatch):

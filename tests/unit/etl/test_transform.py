@@ -18,6 +18,7 @@ from coinlake.etl.parse import Rows
 from coinlake.etl.transform import split_partitions, to_table
 from coinlake.lake import LAKE_FILE_SCHEMA, LAKE_SCHEMA
 from coinlake.lake import LEGACY_FILE as PARTITION_FILE
+
 from support import normalized_key
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -151,6 +152,22 @@ def test_each_reject_reason_is_dead_lettered_with_its_pair(make_poller, simulato
     assert {e["pair"] for e in dead_letters.entries("source")} == {"ETH-USD"}
     assert dead_letters.counts() == {f"source.{r}": 1 for r in reasons}
     assert sink.stored == []  # nothing good, no empty batch
+
+
+def test_a_huge_non_json_answer_is_dead_lettered_capped_with_its_length_and_sha256(echo, state, dead_letters):
+    handler, url = echo
+    body = b"<html>" + b"x" * (2 * 1024 * 1024 - 13) + b"</html>"  # 2 MiB, HTTP 200, not JSON
+    handler.reply(body)
+    with CoinbaseClient(url, timeout=10, sleep=lambda s: None) as client:
+        poller = Poller(client, ["BTC-USD"], 60, Sink(), dead_letters, state, clock=FakeClock(T0))
+        for i in range(3):
+            assert [r.reason for r in poller.tick(T0 + 60 * i).rejected] == ["malformed_json"]
+    (path,) = (dead_letters.directory / "source").glob("*.jsonl")
+    assert path.stat().st_size <= 3 * (4096 + 1024)  # three entries: the default cap plus a fixed overhead
+    entry = dead_letters.entries("source")[0]
+    assert entry["payload_bytes"] == len(body) and entry["payload_sha256"] == hashlib.sha256(body).hexdigest()
+    assert entry["payload_truncated"] and body.decode().startswith(entry["payload"]) and entry["pair"] == "BTC-USD"
+    assert dead_letters.counts() == {"source.malformed_json": 3}
 
 
 def test_unavailable_is_counted_and_logged_not_stored(make_poller, simulator, state, caplog, dead_letters):
