@@ -16,8 +16,8 @@ from coinlake.contract import (
     parse_amount,
     parse_pair,
     parse_ts,
-    partition_path,
 )
+from coinlake.lake import partition_dir
 
 
 def record(**over) -> dict:
@@ -72,7 +72,7 @@ def test_lake_row_follows_the_contract():
     assert row["timestamp"] == dt.datetime(2026, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC)
     assert row["date"] == dt.date(2026, 12, 31)
     assert (row["year"], row["month"], row["day"], row["hour"]) == (2026, 12, 31, 23)
-    assert partition_path("BTC", 2026, 1, 2, 3) == "crypto=BTC/year=2026/month=1/day=2/hour=3"
+    assert partition_dir("BTC", 2026, 1, 2, 3) == "crypto=BTC/year=2026/month=1/day=2/hour=3"
 
 
 def test_record_round_trips_as_one_json_line():
