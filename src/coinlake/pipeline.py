@@ -161,7 +161,7 @@ class Pipeline:
         failed = threading.Event()
         threads = [
             _worker("poller", poller.run, stops["poller"], failed, report),
-            _worker("delivery", self.delivery().run, stops["delivery"], failed, report),
+            _worker("delivery", lambda ev: self._delivery_loop(ev, report), stops["delivery"], failed, report),
             _worker("etl", lambda ev: self._etl_loop(ev, report), stops["etl"], failed, report),
         ]
         alerts = self.alert_worker() if s.alerts.enabled else None
@@ -203,15 +203,26 @@ class Pipeline:
             [r.to_json_line() for r in records], [f"{r.crypto}-{r.currency}" for r in records]
         )
 
+    def _delivery_loop(self, stop: threading.Event, report: RunReport) -> None:
+        delivery = self.delivery()
+        delivery.run(stop)
+        if delivery.failures:  # the final flush failed too: the records wait in the stream
+            report.errors.append(f"delivery: {delivery.failures} failed attempt(s), the last: {delivery.last_error}")
+
     def _etl_loop(self, stop: threading.Event, report: RunReport) -> None:
         last_trim = 0.0
+        failures = 0
         while True:
             stopping = stop.wait(self.settings.etl_interval if self.settings.etl_interval > 0 else 0.5)
             try:
                 report.etl_passes.append(self.etl_once())
+                failures = 0
             except Exception as exc:  # e.g. a full disk: keep running, the next pass retries
+                failures += 1
                 log.error("ETL pass failed, will retry: %s", exc)
                 self.state.incr("etl.errors")
+                if stopping:  # the run ends with the ETL still failing: say so (and exit non-zero)
+                    report.errors.append(f"etl: the last {failures} pass(es) failed: {exc}")
             if time.monotonic() - last_trim > TRIM_EVERY_SECONDS:
                 self.stream.trim()
                 self._expire_dead_letters()
