@@ -18,6 +18,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 SOURCE_COINBASE = "coinbase"
+#: The `source` label of prices from the built-in simulator (`--source simulated`).
+SOURCE_SIMULATOR = "simulator"
 TABLE_NAME = "spot_prices"
 
 #: `price` is DECIMAL(38,12): exact, unlike the seed's 32-bit float.

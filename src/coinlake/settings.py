@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     backoff_base: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles each retry.")
     backoff_max: float = Field(30.0, ge=0, description="Upper bound of one retry delay in seconds.")
     max_amount: Decimal = Field(DEFAULT_MAX_AMOUNT, gt=0, description="Amounts above this are rejected as absurd.")
+    allow_mixed_sources: bool = Field(
+        False, description="Let `run` add prices from another source than the data dir holds."
+    )
     simulator_port: int = Field(0, ge=0, le=65535, description="Port of the embedded simulator (0: any free).")
 
     # --- stream
