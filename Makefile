@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= coinlake-data
+# the demo's simulated prices never share a data dir with live ones
+DEMO_DATA ?= coinlake-demo
 SOURCES := src tests benchmarks
 
 .DEFAULT_GOAL := help
@@ -22,9 +24,9 @@ $(VENV)/.dev: $(BIN)/coinlake
 	@touch $@
 
 demo: $(BIN)/coinlake  ## run the whole pipeline on the built-in simulator, then query it
-	$(BIN)/coinlake run --source simulated --interval 1 --duration 20 --buffer-interval 5 --etl-interval 5 --port 0 --data-dir $(DATA)
-	$(BIN)/coinlake status --data-dir $(DATA)
-	$(BIN)/coinlake query --data-dir $(DATA) "SELECT crypto, count(*) AS n, min(price) AS low, max(price) AS high, max(timestamp) AS newest FROM spot_prices GROUP BY crypto ORDER BY crypto"
+	$(BIN)/coinlake run --source simulated --interval 1 --duration 20 --buffer-interval 5 --etl-interval 5 --port 0 --data-dir $(DEMO_DATA)
+	$(BIN)/coinlake status --data-dir $(DEMO_DATA)
+	$(BIN)/coinlake query --data-dir $(DEMO_DATA) "SELECT crypto, count(*) AS n, min(price) AS low, max(price) AS high, max(timestamp) AS newest FROM spot_prices GROUP BY crypto ORDER BY crypto"
 
 run: $(BIN)/coinlake  ## run the pipeline against the live Coinbase API (Ctrl-C stops it)
 	$(BIN)/coinlake run --source coinbase --data-dir $(DATA)
@@ -49,5 +51,5 @@ bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/re
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py
 
-clean:  ## remove the venv, caches and the demo data
-	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .hypothesis
+clean:  ## remove the venv, caches and the demo data dir (never the live one)
+	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache .ruff_cache .hypothesis

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from coinlake.api.keys_cli import keys_app
-from coinlake.cli_common import Config, DataDir, err, fail, out, settings_or_exit
+from coinlake.cli_common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
 
 app = typer.Typer(
     help="coinlake: stream Coinbase spot prices into a queryable Parquet data lake.",
@@ -49,9 +49,16 @@ def run(
     etl_interval: Annotated[float | None, typer.Option(help="Seconds between ETL passes [default: 60].")] = None,
     serve: Annotated[bool | None, typer.Option("--serve/--no-serve", help="Serve the API and dashboard.")] = None,
     port: Annotated[int | None, typer.Option(help="API port [default: 8000; 0 picks a free one].")] = None,
+    allow_mixed_sources: Annotated[
+        bool,
+        typer.Option("--allow-mixed-sources", help="Add prices from another source than the data dir holds."),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
-    """Run source, stream, delivery, ETL and the API together until Ctrl-C or --duration."""
+    """Run source, stream, delivery, ETL and the API together until Ctrl-C or --duration.
+
+    One run per data directory (a second one stops with one line naming the first), and
+    one source per data directory unless --allow-mixed-sources."""
     settings = settings_or_exit(
         config,
         serve=serve,
@@ -65,6 +72,7 @@ def run(
         buffer_interval=buffer_interval,
         buffer_size_mib=buffer_size_mib,
         etl_interval=etl_interval,
+        allow_mixed_sources=allow_mixed_sources or None,
     )
     _logging(verbose)
     from coinlake.pipeline import Pipeline
@@ -88,12 +96,10 @@ def run(
         lines.append("  Ctrl-C stops it cleanly.")
         err.print("\n".join(lines), highlight=False)
 
-    with Pipeline(settings) as pipeline:
+    with one_line_errors(settings), Pipeline(settings) as pipeline:
         try:
             report = pipeline.run(stop, on_started=started)
         except SourceUnreachable as exc:
-            raise fail(str(exc)) from None
-        except OSError as exc:
             raise fail(str(exc)) from None
     written = sum(r.written for r in report.etl_passes)
     err.print(
@@ -162,7 +168,8 @@ def serve(
 
     from coinlake.api.app import create_app
 
-    app_ = create_app(settings, demo=demo)
+    with one_line_errors(settings):
+        app_ = create_app(settings, demo=demo)
     url = f"http://{settings.api.host}:{settings.api.port}"
     err.print(f"coinlake API on {url}/docs, dashboard on {url}/", highlight=False)
     if app_.state.demo_key:
@@ -186,7 +193,7 @@ def etl(
     _logging(False)
     from coinlake.pipeline import Pipeline
 
-    with Pipeline(settings) as pipeline:
+    with one_line_errors(settings), Pipeline(settings) as pipeline:
         r = pipeline.etl_once()
         out.print(
             f"{r.files} files, {r.records} records: {r.written} written, {r.duplicates} duplicates skipped, "
@@ -219,14 +226,18 @@ def query(
     if format not in ("table", "json", "csv"):
         raise fail(f"--format must be table, json or csv, not {format!r}", 2)
     settings = settings_or_exit(config, data_dir=data_dir)
+    from coinlake.datadir import require_data_dir
     from coinlake.query.engine import LakeQuery, QueryError
     from coinlake.storage import Storage
 
-    try:
-        with LakeQuery(Storage(settings.lake)) as q:
-            result = q.execute(sql)
-    except QueryError as exc:
-        raise fail(str(exc)) from None
+    with one_line_errors(settings):
+        if settings.lake_uri is None:  # the lake is in the data directory
+            require_data_dir(settings.data_dir)
+        try:
+            with LakeQuery(Storage(settings.lake, create=False)) as q:
+                result = q.execute(sql)
+        except QueryError as exc:
+            raise fail(str(exc)) from None
     from coinlake import render
 
     sys.stdout.write(render.result(result, format, out))
@@ -244,7 +255,7 @@ def status(
     from coinlake.pipeline import Pipeline
     from coinlake.status import collect
 
-    with Pipeline(settings) as pipeline:
+    with one_line_errors(settings), Pipeline(settings, create=False) as pipeline:
         snapshot = collect(pipeline)
     if as_json:
         sys.stdout.write(json.dumps(snapshot, indent=2, default=str) + "\n")
@@ -270,7 +281,7 @@ def alerts_list(
     from coinlake import render
     from coinlake.pipeline import Pipeline
 
-    with Pipeline(settings) as pipeline:
+    with one_line_errors(settings), Pipeline(settings, create=False) as pipeline:
         rows = pipeline.recent_alerts(limit, kind)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")

@@ -3,6 +3,8 @@ consoles, and one-line errors instead of tracebacks."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,3 +35,20 @@ def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
         return load_settings(config, **overrides)
     except SettingsError as exc:
         raise fail(str(exc), 2) from None
+
+
+@contextlib.contextmanager
+def one_line_errors(settings: Settings) -> Iterator[None]:
+    """Turn what commonly goes wrong outside coinlake (a damaged database, a data directory
+    that is missing, a file or read-only, a full disk, an unreadable lake file) into one
+    `error: …` line naming the file, and exit non-zero (`coinlake.failures.explain`).
+    Anything else propagates unchanged: a bug keeps its traceback."""
+    from coinlake.failures import explain
+
+    try:
+        yield
+    except Exception as exc:
+        message = explain(exc, settings)
+        if message is None:
+            raise
+        raise fail(message, getattr(exc, "exit_code", 1)) from None

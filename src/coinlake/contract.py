@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from coinlake.lake import CODE, PRICE_SCALE
 
 SOURCE_COINBASE = "coinbase"
+#: The `source` label of prices from the built-in simulator (`--source simulated`).
+SOURCE_SIMULATOR = "simulator"
 #: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 

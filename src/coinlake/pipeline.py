@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from coinlake.contract import SOURCE_COINBASE, SOURCE_SIMULATOR
+from coinlake.datadir import check_source, ensure_data_dir, record_source, require_data_dir
 from coinlake.deadletter import DeadLetters
 from coinlake.delivery.worker import Delivery
 from coinlake.etl.job import EtlResult, run_etl
@@ -41,20 +43,29 @@ class RunReport:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, create: bool = True):
+        """Open the data directory's stores. `create=False` (read-only commands): the data
+        directory must exist (`DataDirMissing` otherwise) and no folder is created."""
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            ensure_data_dir(settings.data_dir)
+        else:
+            require_data_dir(settings.data_dir)
         self.state = StateStore(settings.state_path)
+        try:
+            self.stream = StreamLog(settings.stream_path, retention_hours=settings.stream_retention_hours)
+        except BaseException:
+            self.state.close()
+            raise
         self.dead_letters = DeadLetters(
             settings.dead_letter_dir,
             self.state,
             retention_days=settings.dead_letter_retention_days,
             max_payload_bytes=settings.dead_letter_max_payload_bytes,
         )
-        self.stream = StreamLog(settings.stream_path, retention_hours=settings.stream_retention_hours)
-        self.landing = Storage(settings.landing)
-        self.lake = Storage(settings.lake)
-        self.rollups = Storage(settings.rollups)
+        self.landing = Storage(settings.landing, create=create)
+        self.lake = Storage(settings.lake, create=create)
+        self.rollups = Storage(settings.rollups, create=create)
 
     def close(self) -> None:
         self.stream.close()
@@ -126,21 +137,28 @@ class Pipeline:
     def run(self, stop: threading.Event, *, on_started: Callable[[RunReport], None] | None = None) -> RunReport:
         """Run every stage until `stop` is set or `settings.duration` has passed.
 
-        Raises `SourceUnreachable` before starting anything if the source cannot be
-        reached at all, and OSError if the API's port is taken.
+        Before starting anything, raises `RunLocked` if another run holds the data
+        directory, `MixedSources` if it holds another source's prices (and
+        `settings.allow_mixed_sources` is off), `SourceUnreachable` if the source cannot
+        be reached at all, and OSError if the API's port is taken. The run lock is held
+        until this returns (or the process dies).
         """
+        from coinlake.runlock import RunLock
         from coinlake.sources.coinbase import CoinbaseClient
 
         s = self.settings
         report = RunReport(started_at=time.time())
-        with (
-            self.source_url() as url,
-            CoinbaseClient.from_settings(s.model_copy(update={"coinbase_url": url})) as client,
-        ):
-            client.probe(s.symbols[0])
-            report.source_url = url
-            with self.api_server() as (report.api_url, report.demo_key):
-                self._run_workers(client, stop, report, on_started)
+        with RunLock(s.data_dir, source=s.source):
+            check_source(self.state, s.data_dir, s.source, allow_mixed=s.allow_mixed_sources)
+            with (
+                self.source_url() as url,
+                CoinbaseClient.from_settings(s.model_copy(update={"coinbase_url": url})) as client,
+            ):
+                client.probe(s.symbols[0])
+                record_source(self.state, s.source)
+                report.source_url = url
+                with self.api_server() as (report.api_url, report.demo_key):
+                    self._run_workers(client, stop, report, on_started)
         report.stopped_at = time.time()
         return report
 
@@ -148,6 +166,7 @@ class Pipeline:
         from coinlake.sources.poller import Poller
 
         s = self.settings
+        label = SOURCE_SIMULATOR if s.source == "simulated" else SOURCE_COINBASE
         poller = Poller(
             client,
             s.symbols,
@@ -155,6 +174,7 @@ class Pipeline:
             self.stream_sink,
             self.dead_letters,
             self.state,
+            source=label,
             plausibility=s.plausibility.rule,
         )
         stops = {name: threading.Event() for name in ("poller", "delivery", "etl")}

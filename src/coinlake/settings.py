@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     max_amount: Decimal = Field(
         DEFAULT_MAX_AMOUNT, gt=0, description="Amounts at or above this are rejected as absurd (every asset)."
     )
+    allow_mixed_sources: bool = Field(
+        False, description="Let `run` add prices from another source than the data dir holds."
+    )
     simulator_port: int = Field(0, ge=0, le=65535, description="Port of the embedded simulator (0: any free).")
 
     # --- stream

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from coinlake.datadir import SOURCE_KEY
 from coinlake.etl.job import REPAIR_KEY, pending_files
 from coinlake.etl.writer import quarantined
 from coinlake.pipeline import Pipeline
@@ -44,6 +45,7 @@ def collect(p: Pipeline) -> dict[str, Any]:
     counters = p.state.counters()
     return {
         "data_dir": str(p.settings.data_dir),
+        "source": p.state.get(SOURCE_KEY),  # what the data dir's prices come from (None before a first run)
         "stream": stream,
         "landing": landing,
         "lake": lake,

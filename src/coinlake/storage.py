@@ -27,12 +27,14 @@ class FileInfo:
 
 
 class Storage:
-    def __init__(self, uri: str, **storage_options):
+    def __init__(self, uri: str, *, create: bool = True, **storage_options):
+        """`create`: make a local root folder that does not exist yet (False for readers,
+        which then see an empty storage until something writes there)."""
         self.uri = uri
         self.fs, root = fsspec.core.url_to_fs(uri, **storage_options)
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = root.rstrip("/")
-        if self.local:
+        if self.local and create:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:

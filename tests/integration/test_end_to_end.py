@@ -34,7 +34,7 @@ def test_run_on_the_simulator_lands_every_price_once_with_the_contract_types(dat
         rec = by_id[row["event_id"]]
         ts = dt.datetime.fromisoformat(row["timestamp"])
         assert Decimal(row["price"]) == Decimal(rec.amount)
-        assert (row["crypto"], row["currency"], row["source"]) == (rec.crypto, rec.currency, "coinbase")
+        assert (row["crypto"], row["currency"], row["source"]) == (rec.crypto, rec.currency, "simulator")
         assert row["timestamp_utc"] == rec.timestamp_utc
         assert ts == rec.timestamp and ts.utcoffset() == dt.timedelta(0)
         assert row["date"] == rec.timestamp_utc[:10]

@@ -19,7 +19,8 @@ from rich.table import Table
 from coinlake.api.guard import QuotaStore, api_db_path, quota_period
 from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
 from coinlake.api.plans import DEFAULT_PLANS, UsagePlan
-from coinlake.cli_common import Config, DataDir, err, fail, out, settings_or_exit
+from coinlake.cli_common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
+from coinlake.datadir import ensure_data_dir, require_data_dir
 from coinlake.settings import Settings
 
 keys_app = typer.Typer(
@@ -56,8 +57,10 @@ def create(
     settings = settings_or_exit(config, data_dir=data_dir)
     plans = plans_of(settings)
     try:
-        with _store(settings) as store:
-            info, plaintext = store.create(name, plan)
+        with one_line_errors(settings):
+            ensure_data_dir(settings.data_dir)
+            with _store(settings) as store:
+                info, plaintext = store.create(name, plan)
     except KeyStoreError as exc:
         raise fail(str(exc), 2) from None
     typer.echo(f"Created API key {info.id} {info.name!r} on plan {info.plan} ({describe(plans[info.plan])}).")
@@ -76,9 +79,11 @@ def list_keys(
     settings = settings_or_exit(config, data_dir=data_dir)
     plans = plans_of(settings)
     path = api_db_path(settings.data_dir)
-    with KeyStore(path, plans) as store:
-        keys = store.list(include_revoked=not active)
-    usage = _usage(path, keys, plans)
+    with one_line_errors(settings):
+        require_data_dir(settings.data_dir)  # a read-only command creates nothing
+        with KeyStore(path, plans) as store:
+            keys = store.list(include_revoked=not active)
+        usage = _usage(path, keys, plans)
     if as_json:
         rows = [{**k.to_json(), "quota_used": usage.get(k.id)} for k in keys]
         typer.echo(json.dumps(rows, indent=2))
@@ -113,7 +118,7 @@ def revoke(
     """Revoke a key: running servers refuse it (403) within about a second."""
     settings = settings_or_exit(config, data_dir=data_dir)
     try:
-        with _store(settings) as store:
+        with one_line_errors(settings), _store(settings) as store:
             info = store.revoke(id_or_name)
     except KeyStoreError as exc:
         raise fail(str(exc), 2) from None
