@@ -16,8 +16,8 @@ from coinlake.settings import load_settings
 from support import spot
 
 AT = dt.datetime(2026, 11, 29, 9, 30, tzinfo=dt.UTC)
-#: The lake file of BTC's hour in `real_data_dir`.
-BTC_PARQUET = "lake/crypto=BTC/year=2026/month=11/day=29/hour=9/data.parquet"
+#: The lake partition of BTC's hour in `real_data_dir`.
+BTC_PARTITION = "lake/crypto=BTC/year=2026/month=11/day=29/hour=9"
 
 
 def coinlake(*args: str, env: dict[str, str] | None = None) -> Result:

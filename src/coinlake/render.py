@@ -70,12 +70,16 @@ def status(s: dict[str, Any], console: Console) -> None:
     for crypto, c in sorted((lk.get("cryptos") or {}).items()):
         t.add_row("", f"  {crypto}", f"{c.get('rows')} rows, newest {_plain(c.get('newest'))}")
     if lk.get("error"):
-        t.add_row("", "[red]unreadable[/]", _plain(lk["error"]))
-    for key in lk.get("set_aside") or []:
-        t.add_row("", "[yellow]set aside[/]", _plain(key))
+        t.add_row("", "[red]unreadable[/]", "see below")
+    if lk.get("set_aside"):
+        t.add_row("", "[yellow]set aside[/]", f"{len(lk['set_aside'])} unreadable files, see below")
     total_dead = sum(dl["counts"].values())
     t.add_row("dead-letter", f"{total_dead} rejected", ", ".join(f"{k}: {v}" for k, v in dl["counts"].items()))
     console.print(t)
+    if lk.get("error"):  # whole, never cut to the table's width: it names the file
+        console.print(f"lake unreadable: {lk['error']}", style="red", markup=False, soft_wrap=True)
+    for key in lk.get("set_aside") or []:
+        console.print(f"set aside (unreadable, kept for inspection): {key}", markup=False, soft_wrap=True)
     counters = s.get("counters") or {}
     if counters:
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), style="dim")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import BTC_PARQUET, coinlake, one_error_line, real_data_dir
+from cli_support import BTC_PARTITION, coinlake, one_error_line, real_data_dir
 from coinlake import state as state_module
 from coinlake.stream import log as stream_log
 
@@ -185,12 +185,20 @@ def test_no_space_left_writing_a_file_at_start_up_is_one_line(tmp_path, monkeypa
 
 
 # ---------------------------------------------------------------- a truncated lake file
-@pytest.mark.parametrize("args", [("query", "SELECT count(*) FROM spot_prices"), ("status",)], ids=" ".join)
-def test_a_truncated_parquet_file_is_one_line_naming_it(data_dir, args):
-    parquet = data_dir / BTC_PARQUET
+def test_a_truncated_parquet_file_is_one_line_naming_it_in_query(data_dir):
+    (parquet,) = (data_dir / BTC_PARTITION).glob("*.parquet")
     parquet.write_bytes(parquet.read_bytes()[: parquet.stat().st_size // 2])
-    line = one_error_line(coinlake(*args, "--data-dir", str(data_dir)))
+    line = one_error_line(coinlake("query", "SELECT count(*) FROM spot_prices", "--data-dir", str(data_dir)))
     assert str(parquet) in line
+
+
+def test_status_names_a_truncated_parquet_file_and_shows_the_rest(data_dir):
+    (parquet,) = (data_dir / BTC_PARTITION).glob("*.parquet")
+    parquet.write_bytes(parquet.read_bytes()[: parquet.stat().st_size // 2])
+    r = coinlake("status", "--data-dir", str(data_dir))
+    assert r.exit_code == 0 and "Traceback" not in r.output
+    assert "lake unreadable: " in r.stdout and str(parquet) in r.stdout
+    assert "consumer" in r.stdout or "stream" in r.stdout
 
 
 # ---------------------------------------------------------------- anything else
