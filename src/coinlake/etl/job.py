@@ -10,7 +10,7 @@ Steps, under an exclusive inter-process lock (`lock.EtlLock`):
    are already there once.
 2. Read and parse them in bounded batches (about `max_batch_records` valid records).
    Bad lines go to the dead-letter area, each exactly once across re-runs (see
-   `_Rejects`); they never reach the lake.
+   `Rejects`); they never reach the lake.
 3. Transform the batch (`transform.to_table`), keep the first record of every
    `event_id`, split by hour partition and merge each partition into its one Parquet
    as a new file (`writer.merge_partition`: drop ids already there, never write over a
@@ -38,10 +38,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from coinlake import lake as layout
-from coinlake.deadletter import COUNTER_PREFIX, DeadLetters, tally
+from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
 from coinlake.etl.lock import EtlLock
-from coinlake.etl.parse import BadLine, Rows, parse_files
+from coinlake.etl.parse import Rows, parse_files
+from coinlake.etl.rejects import Rejects
 from coinlake.etl.transform import split_partitions, to_table
 from coinlake.etl.writer import CorruptFile
 from coinlake.state import StateStore
@@ -49,10 +50,7 @@ from coinlake.storage import FileInfo, Storage
 
 log = logging.getLogger(__name__)
 
-STAGE = "etl"
 BOOKMARK_NAMESPACE = "etl.landing"
-#: Marks of dead-lettered lines, one namespace per landing file: `etl.rejected:<key>`.
-REJECTED_PREFIX = "etl.rejected:"
 LAST_PASS_KEY = "etl.last_pass"
 #: Partitions to rebuild from the landing zone (their file was set aside).
 REPAIR_KEY = "etl.repair"
@@ -108,7 +106,7 @@ def run_etl(
         _clean_lake_once(lake)
         pass_ = _Pass(lake, rollups, state)
         totals = dict.fromkeys(COUNTERS, 0)
-        rejects = _Rejects(state, dead_letters)
+        rejects = Rejects(state, dead_letters)
         pending = pending_files(landing, state)
         _notice_changes(pending, state)
         for files, count, table in _batches(landing, pending, rejects, max_batch_records):
@@ -204,7 +202,7 @@ class _Pass:
         pending.add(tuple(key))
         self.state.set(REPAIR_KEY, sorted(pending))
 
-    def repair(self, landing: Storage, rejects: _Rejects, max_records: int) -> int:
+    def repair(self, landing: Storage, rejects: Rejects, max_records: int) -> int:
         """Rebuild the partitions whose file was set aside from every landing file still
         there (records already in the lake stay once). Returns rows put back."""
         wanted = {tuple(p) for p in self.state.get(REPAIR_KEY) or []}
@@ -288,7 +286,7 @@ def _unchanged(info: FileInfo, bookmark: str | None) -> bool:
 
 
 def _batches(
-    landing: Storage, pending: list[FileInfo], rejects: _Rejects, max_records: int
+    landing: Storage, pending: list[FileInfo], rejects: Rejects, max_records: int
 ) -> Iterator[tuple[list[FileInfo], int, pa.Table]]:
     """Parse files in key order; yield (files, valid records, their distinct rows as a
     table) whenever the records reach `max_records`, then at the end. Bad lines are
@@ -314,7 +312,7 @@ def _batches(
         yield files, rows.count, to_table(rows)
 
 
-def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[FileInfo], rejects: _Rejects) -> None:
+def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[FileInfo], rejects: Rejects) -> None:
     for (info, data), bad in zip(group, parse_files([d for _, d in group], rows), strict=True):
         if bad:
             rejects.reject(info.key, bad)
@@ -352,142 +350,3 @@ class _Read(FileInfo):
     """A landing file as read: its size is that of the bytes parsed."""
 
     sha256: str = ""
-
-
-class _Rejects:
-    """Dead-letter each bad line exactly once, even across crashes and re-runs.
-
-    Per landing file, in three steps whatever the number of bad lines: mark the new ones
-    `pending` (one transaction); append their dead letters (one write and one fsync); mark
-    them `done` and add their counts (one transaction, so each is counted once). A re-run
-    skips `done` lines; a line left `pending` (the process died between the two marks) is
-    written only if the dead-letter area does not hold it yet (a rare, slow check), and
-    counted either way.
-
-    One dead letter per reason stands for the file's bad lines (see `_entries`), so garbage
-    costs about one capped payload per file and reason, not one entry per line.
-    """
-
-    def __init__(self, state: StateStore, dead_letters: DeadLetters):
-        self.state = state
-        self.dead_letters = dead_letters
-        self.count = 0
-        self._written: dict[str, list[str]] | None = None  # file -> `lines` of its dead letters
-        self._idents: dict[str, set[str]] = {}
-
-    def reject(self, key: str, bad: list[BadLine]) -> None:
-        namespace = REJECTED_PREFIX + key
-        marks = self.state.marked(namespace)
-        new: list[BadLine] = []
-        found: list[BadLine] = []  # left pending by a crash, and already in the dead-letter area
-        for b in bad:
-            status = marks.get(b.ident)
-            if status == "done":
-                continue
-            if status == "pending" and self._already_written(key, b):
-                found.append(b)
-            else:
-                new.append(b)
-        if not (new or found):
-            return
-        entries: list[dict] = []
-        if new:
-            self.state.mark(namespace, [(b.ident, "pending") for b in new])
-            entries = [self.dead_letters.entry(STAGE, r, m, p, **c) for r, m, p, c in _entries(key, new)]
-            self.dead_letters.append(entries)
-        counts = tally(entries)
-        for b in found:  # their entries exist; their counts were never added (same transaction as `done`)
-            name = f"{COUNTER_PREFIX}{STAGE}.{b.reason}"
-            counts[name] = counts.get(name, 0) + 1
-        counts["etl.rejected"] = len(new) + len(found)
-        self.state.mark(namespace, [(b.ident, "done") for b in new + found], counters=counts)
-        self.count += len(new)
-
-    def _already_written(self, key: str, b: BadLine) -> bool:
-        if self._written is None:
-            self._written = {}
-            for e in self.dead_letters.entries(STAGE):
-                if "file" in e:
-                    self._written.setdefault(e["file"], []).append(_lines_of(e))
-        if key not in self._idents:
-            self._idents[key] = _expand(self._written.get(key, []))
-        return b.ident in self._idents[key]
-
-
-#: Longest `lines` of one ETL dead letter; more lines of the same reason start another entry.
-MAX_LINES_CHARS = 1024
-
-
-def _entries(key: str, bad: list[BadLine]) -> Iterator[tuple]:
-    """`(reason, message, payload, context)` of the dead letters for one file's bad lines:
-    per reason, in line order, as few as `MAX_LINES_CHARS` allows. Each holds the message
-    of its first line, `file`, `line` (and `piece`) of its first line, `count`, `lines`
-    (`"2-40,42,45.1,45.2"`: idents, runs of whole lines as `a-b`) and, as its payload,
-    its lines' bytes joined by newlines (capped by the dead-letter area)."""
-    by_reason: dict[str, list[BadLine]] = {}
-    for b in bad:
-        by_reason.setdefault(b.reason, []).append(b)
-    for reason, items in by_reason.items():
-        chunk: list[BadLine] = []
-        tokens: list[str] = []
-        size = 0
-        for token, covered in _runs(items):
-            if chunk and size + len(token) + 1 > MAX_LINES_CHARS:
-                yield _entry(key, reason, chunk, tokens)
-                chunk, tokens, size = [], [], 0
-            chunk.extend(covered)
-            tokens.append(token)
-            size += len(token) + 1
-        yield _entry(key, reason, chunk, tokens)
-
-
-def _entry(key: str, reason: str, items: list[BadLine], tokens: list[str]) -> tuple:
-    first = items[0]
-    context: dict[str, object] = {"file": key, "line": first.line}
-    if first.piece is not None:
-        context["piece"] = first.piece
-    context.update(count=len(items), lines=",".join(tokens))
-    payload = first.payload if len(items) == 1 else b"\n".join(b.payload for b in items)
-    return reason, first.message, payload, context
-
-
-def _runs(items: list[BadLine]) -> Iterator[tuple[str, list[BadLine]]]:
-    """`(token, items)`: a piece alone (`"45.2"`), consecutive whole lines together (`"2-40"`)."""
-    run: list[BadLine] = []
-    for b in items:
-        if b.piece is None and run and b.line == run[-1].line + 1:
-            run.append(b)
-            continue
-        if run:
-            yield _run_token(run), run
-            run = []
-        if b.piece is None:
-            run = [b]
-        else:
-            yield b.ident, [b]
-    if run:
-        yield _run_token(run), run
-
-
-def _run_token(run: list[BadLine]) -> str:
-    return str(run[0].line) if len(run) == 1 else f"{run[0].line}-{run[-1].line}"
-
-
-def _lines_of(entry: dict) -> str:
-    """The idents an ETL dead letter stands for, as `lines` (older entries: `line`/`piece`)."""
-    if "lines" in entry:
-        return str(entry["lines"])
-    piece = entry.get("piece")
-    return str(entry.get("line")) if piece is None else f"{entry.get('line')}.{piece}"
-
-
-def _expand(lines: list[str]) -> set[str]:
-    out: set[str] = set()
-    for text in lines:
-        for token in text.split(","):
-            first, dash, last = token.partition("-")
-            if dash and first.isdigit() and last.isdigit():
-                out.update(str(n) for n in range(int(first), int(last) + 1))
-            else:
-                out.add(token)
-    return out

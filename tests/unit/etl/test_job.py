@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from coinlake import state as state_module
-from coinlake.etl import job, writer
+from coinlake.etl import job, rejects, writer
 from coinlake.etl.job import BOOKMARK_NAMESPACE, LAST_PASS_KEY
 from coinlake.storage import FileInfo
 
@@ -186,7 +186,7 @@ def test_a_line_left_pending_by_a_crash_is_written_once(env, make_series):
     good = make_series(1)
     written_key = env.land([b"oops\n", good[0], b"also bad\n"])
     # Crashed between "pending" and "done": line 1's dead letter exists, line 3's does not.
-    ns = job.REJECTED_PREFIX + written_key
+    ns = rejects.REJECTED_PREFIX + written_key
     env.state.mark(ns, [("1", "pending"), ("3", "pending")])
     env.dead_letters.write("etl", "malformed_json", "earlier", "oops", file=written_key, line=1)
     r = env.run()
@@ -235,7 +235,7 @@ def test_a_crash_after_the_dead_letters_are_written_counts_them_once_and_rewrite
 
     def dies_before_done(namespace, items, **kwargs):
         items = list(items)
-        if namespace.startswith(job.REJECTED_PREFIX) and items[0][1] == "done":
+        if namespace.startswith(rejects.REJECTED_PREFIX) and items[0][1] == "done":
             raise RuntimeError("killed")
         return real_mark(namespace, items, **kwargs)
 
@@ -249,7 +249,7 @@ def test_a_crash_after_the_dead_letters_are_written_counts_them_once_and_rewrite
     assert (r.written, r.rejected) == (1, 0)
     assert _rejected_idents(env, key) == Counter(["1", "3", "4"])
     assert env.dead_letters.counts() == {"etl.malformed_json": 3} and _counters(env)["etl.rejected"] == 3
-    assert env.state.marked(job.REJECTED_PREFIX + key) == {"1": "done", "3": "done", "4": "done"}
+    assert env.state.marked(rejects.REJECTED_PREFIX + key) == {"1": "done", "3": "done", "4": "done"}
     assert env.run().rejected == 0 and _counters(env)["etl.rejected"] == 3
 
 
@@ -280,7 +280,7 @@ def _rejected_idents(env, key: str) -> Counter[str]:
     idents: Counter[str] = Counter()
     for e in env.dead_letters.entries("etl"):
         if e.get("file") == key:
-            idents.update(job._expand([job._lines_of(e)]))
+            idents.update(rejects._expand([rejects._lines_of(e)]))
     return idents
 
 
