@@ -127,6 +127,19 @@ def to_price(amount: str) -> Decimal:
     return Decimal(amount).quantize(_QUANTUM)
 
 
+def decimal_text(value: Decimal | int | str) -> str:
+    """An exact decimal as plain text, never in exponent form, without trailing zeros:
+    `90801.240000000000` -> `90801.24`, `1E-8` -> `0.00000001`, `1E+2` -> `100`. The one
+    way every edge (API, CLI, alerts) writes a price."""
+    d = value if isinstance(value, Decimal) else Decimal(value)
+    if not d.is_finite():
+        raise ValueError(f"not a finite decimal: {value!r}")
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 def parse_pair(pair: str) -> tuple[str, str]:
     """`BTC-USD` -> (`BTC`, `USD`); raises ContractError on anything else."""
     parts = pair.strip().upper().split("-")

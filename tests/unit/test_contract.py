@@ -123,3 +123,31 @@ def test_event_ids_are_deterministic_per_pair_and_slot():
 def test_bad_pairs(bad):
     with pytest.raises(ContractError):
         parse_pair(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("90801.240000000000", "90801.24"),
+        ("1E-8", "0.00000001"),
+        ("1.0000E-8", "0.00000001"),
+        ("1E+2", "100"),
+        ("100", "100"),
+        ("0.000000000000", "0"),
+        ("-0.50", "-0.5"),
+        ("123456789012345678901234567890.123456789012", "123456789012345678901234567890.123456789012"),
+    ],
+)
+def test_decimal_text_is_exact_plain_and_normalised(value, text):
+    from coinlake.contract import decimal_text
+
+    assert decimal_text(Decimal(value)) == text
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=12, min_value=-(10**25), max_value=10**25))
+def test_decimal_text_never_uses_an_exponent_and_round_trips(d):
+    from coinlake.contract import decimal_text
+
+    text = decimal_text(d)
+    assert "E" not in text and "e" not in text
+    assert Decimal(text) == d
