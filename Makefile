@@ -8,10 +8,10 @@ DEMO_DATA ?= coinlake-demo
 SOURCES := src tests benchmarks
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run test lint format bench clean
+.PHONY: help demo run test test-fast lint format bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/coinlake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ lint: $(VENV)/.dev  ## ruff check + format check
 
 test: lint  ## lint, then every test
 	$(BIN)/pytest
+
+test-fast: $(VENV)/.dev  ## the quick loop: no slow suites, fewer hypothesis examples, no lint
+	$(BIN)/pytest -m "not slow" --hypothesis-profile=fast -q
 
 format: $(VENV)/.dev  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)

@@ -9,8 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from support import REPO, free_port, wait_for_port
+
+# Hypothesis profiles (`--hypothesis-profile NAME`): `default` for `make test` and CI, no
+# deadline (a loaded CI machine makes timings meaningless); `fast` for `make test-fast`;
+# `thorough` to hunt for rare cases. A test's own `@settings(max_examples=…)` wins.
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", parent=settings.get_profile("default"), max_examples=15)
+settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

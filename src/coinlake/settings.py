@@ -7,6 +7,7 @@ the default below.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from decimal import Decimal
@@ -232,8 +233,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("COINLAKE_CONFIG", DEFAULT_CONFIG_FILE)
+        toml_file = _CONFIG_FILE.get() or os.environ.get("COINLAKE_CONFIG", DEFAULT_CONFIG_FILE)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+#: The settings file `load_settings` was given, for `settings_customise_sources` to read.
+_CONFIG_FILE: contextvars.ContextVar[str | None] = contextvars.ContextVar("coinlake_config_file", default=None)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -242,12 +247,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     Raises SettingsError with one readable line per problem.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
-    previous = os.environ.get("COINLAKE_CONFIG")
+    token = None
     try:
         if config_file is not None:
             if not config_file.is_file():
                 raise SettingsError(f"config file not found: {config_file}")
-            os.environ["COINLAKE_CONFIG"] = str(config_file)
+            token = _CONFIG_FILE.set(str(config_file))  # this call's (and thread's) only: no os.environ
         return Settings(**given)
     except ValidationError as exc:
         lines = []
@@ -258,8 +263,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValueError as exc:  # a broken TOML file
         raise SettingsError(f"cannot read configuration: {exc}") from None
     finally:
-        if config_file is not None:
-            if previous is None:
-                os.environ.pop("COINLAKE_CONFIG", None)
-            else:
-                os.environ["COINLAKE_CONFIG"] = previous
+        if token is not None:
+            _CONFIG_FILE.reset(token)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from coinlake.sqlite import ThreadConnections, connect, transaction
+
+__all__ = ["StateStore", "connect", "transaction"]  # connect/transaction: coinlake.sqlite's, re-exported
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -26,72 +29,23 @@ CREATE TABLE IF NOT EXISTS marks (
 
 _INCR = "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"
 
-OPEN_TIMEOUT = 30.0
-
-
-def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A SQLite connection in WAL mode that waits for locks instead of failing.
-
-    Retried while the file is locked: when several processes open a new file at once,
-    switching it to WAL can fail with "database is locked" at once, without waiting on
-    the busy timeout (SQLite's deadlock avoidance).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + OPEN_TIMEOUT
-    delay = 0.002
-    while True:
-        con = None
-        try:
-            con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            con.execute("PRAGMA busy_timeout = 30000")
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute(f"PRAGMA synchronous = {synchronous}")
-            return con
-        except sqlite3.OperationalError as exc:
-            if con is not None:
-                con.close()
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-
-@contextlib.contextmanager
-def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """`BEGIN IMMEDIATE` … `COMMIT`: takes the write lock up front, so concurrent writers
-    queue on the busy timeout instead of failing half way. Rolls back on any error,
-    including a failed COMMIT (e.g. a full disk), without hiding that error."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        yield con
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
-
 
 class StateStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._local = threading.local()
+        self._cons = ThreadConnections(self.path, reopen=True)
         self._con.executescript(_SCHEMA)
 
     @property
     def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect(self.path)
-        return con
+        return self._cons.get()
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return transaction(self._con)
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        """Close the connections of every thread (call it once the others have stopped)."""
+        self._cons.close()
 
     # ------------------------------------------------------------ counters
     def incr(self, name: str, n: int = 1) -> None:

@@ -107,3 +107,25 @@ def test_bad_plausibility_settings_name_the_setting(value, needle):
     with pytest.raises(SettingsError) as exc:
         load_settings(plausibility=value)
     assert needle in str(exc.value)
+
+
+def test_load_settings_reads_its_config_file_without_touching_the_environment(tmp_path, monkeypatch):
+    """The old load_settings passed the file through os.environ (process-global: another
+    thread's settings could read this call's file)."""
+    import os
+
+    from coinlake import settings as settings_module
+
+    config = tmp_path / "c.toml"
+    config.write_text("interval = 7\n")
+    monkeypatch.delenv("COINLAKE_CONFIG", raising=False)
+    during = []
+    real = settings_module.TomlConfigSettingsSource
+
+    def spy(*args, **kwargs):
+        during.append(os.environ.get("COINLAKE_CONFIG"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(settings_module, "TomlConfigSettingsSource", spy)
+    assert load_settings(config).interval == 7
+    assert during == [None]

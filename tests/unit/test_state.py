@@ -82,3 +82,21 @@ def test_a_failed_transaction_rolls_back_and_keeps_its_error(tmp_path):
     assert s.counters() == {}
     s.incr("x")
     assert s.counters() == {"x": 1}
+
+
+def test_close_closes_the_connections_of_every_thread_and_the_store_opens_again(tmp_path):
+    import sqlite3
+    import threading
+
+    state = StateStore(tmp_path / "state.db")
+    t = threading.Thread(target=lambda: state.incr("from.a.thread"))
+    t.start()
+    t.join()
+    cons = list(state._cons._all)
+    assert len(cons) == 2  # the old close() closed only the calling thread's
+    state.close()
+    for con in cons:
+        with pytest.raises(sqlite3.ProgrammingError):
+            con.execute("SELECT 1")
+    assert state.counters() == {"from.a.thread": 1}  # a later call opens a new connection
+    state.close()

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from coinlake.alerts.rules import RuleState
-from coinlake.state import StateStore, connect, transaction
+from coinlake.sqlite import ThreadConnections, transaction
+from coinlake.state import StateStore
 
 
 class Versioned(NamedTuple):
@@ -41,24 +41,18 @@ class LocalDb:
 
     def __init__(self, path: Path, schema: str):
         self.path = Path(path)
-        self._local = threading.local()
+        self._cons = ThreadConnections(self.path, reopen=True)
         self.con.executescript(schema)
 
     @property
     def con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect(self.path)
-        return con
+        return self._cons.get()
 
     def tx(self):
         return transaction(self.con)
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        self._cons.close()
 
 
 _RULES_SCHEMA = """

@@ -34,16 +34,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from coinlake.state import connect, transaction
+from coinlake.sqlite import ThreadConnections, transaction
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +119,7 @@ class StreamLog:
         self.path = Path(path)
         self.retention_hours = float(retention_hours)
         self._clock = clock
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._cons: list[sqlite3.Connection] = []
-        self._closed = False
+        self._cons = ThreadConnections(self.path, synchronous="FULL")
         with self._tx() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -150,16 +145,7 @@ class StreamLog:
     # ------------------------------------------------------------ connections
     @property
     def _con(self) -> sqlite3.Connection:
-        if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
-        pid = os.getpid()
-        con = getattr(self._local, "con", None)
-        if con is None or self._local.pid != pid:  # new thread, or a forked child: never share
-            con = connect(self.path, synchronous="FULL")
-            self._local.con, self._local.pid = con, pid
-            with self._lock:
-                self._cons.append(con)
-        return con
+        return self._cons.get()  # one per thread; a forked child never shares its parent's
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return transaction(self._con)
@@ -178,13 +164,7 @@ class StreamLog:
     def close(self) -> None:
         """Close every connection this object opened (in any thread). Call it once the
         other threads have stopped using the log."""
-        with self._lock:
-            cons, self._cons = self._cons, []
-            self._closed = True
-        for con in cons:
-            with contextlib.suppress(sqlite3.Error):
-                con.close()
-        self._local = threading.local()
+        self._cons.close()
 
     # ------------------------------------------------------------ producers
     def put_records(self, data: Sequence[bytes], partition_keys: Sequence[str] | None = None) -> list[int]:

@@ -355,8 +355,8 @@ def test_close_closes_connections_of_every_thread(tmp_path):
     t = threading.Thread(target=lambda: seen.append(log.put_records([b"from a thread"])))
     t.start()
     t.join()
-    assert seen == [[1]] and len(log._cons) == 2
-    cons = list(log._cons)
+    assert seen == [[1]] and len(log._cons._all) == 2
+    cons = list(log._cons._all)
     log.close()
     for con in cons:
         with pytest.raises(sqlite3.ProgrammingError):
