@@ -31,18 +31,32 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
-def spot(crypto: str, at: dt.datetime, amount: str | Decimal) -> LandingRecord:
-    """A landing record as the poller makes it: `crypto`-USD at `at` (also its ingest time)."""
-    ts = format_ts(at)
-    return LandingRecord(
-        event_id=event_id_for("coinbase", f"{crypto}-USD", at),
-        source="coinbase",
-        crypto=crypto,
-        currency="USD",
-        amount=amount if isinstance(amount, str) else f"{amount:f}",
-        timestamp_utc=ts,
-        ingested_at=ts,
-    )
+def spot(
+    crypto: str,
+    at: dt.datetime | str,
+    amount: str | int | Decimal,
+    *,
+    currency: str = "USD",
+    event_id: str | None = None,
+    source: str = "coinbase",
+    **fields: str,
+) -> LandingRecord:
+    """The one landing-record builder of the tests: a price of `crypto`-`currency` at `at`
+    (also its ingest time), with the poller's deterministic event id unless given; `fields`
+    override any landing field as is (e.g. an odd `timestamp_utc`)."""
+    ts = at if isinstance(at, str) else format_ts(at)
+    when = dt.datetime.fromisoformat(ts.replace("Z", "+00:00")) if isinstance(at, str) else at
+    values = {
+        "event_id": event_id or event_id_for(source, f"{crypto}-{currency}", when),
+        "source": source,
+        "crypto": crypto,
+        "currency": currency,
+        "amount": amount if isinstance(amount, str) else f"{Decimal(amount):f}",
+        "timestamp_utc": ts,
+        "ingested_at": ts,
+    }
+    values.update(fields)
+    return LandingRecord(**values)
 
 
 def lake_file_key(crypto: str, year: int, month: int, day: int, hour: int, name: str = "data.parquet") -> str:
@@ -87,3 +101,30 @@ def garbage_lines(n: int, size: int | None = None, seed: int = 0) -> bytes:
         text = rng.choice(_GARBAGE)
         out.append((text * (length // len(text) + 1))[:length].encode() + b"\n")
     return b"".join(out)
+
+
+class Clock:
+    """The one fake clock of the tests, for anything that takes `clock=` (epoch or monotonic
+    seconds) and `sleep=`: call it for the time; set `t`, `advance(s)` it, `set("…Z")` it,
+    or `sleep(s)`, which advances it and records the pause in `sleeps`."""
+
+    def __init__(self, t: float = 1_800_000_000.0):
+        self.t = float(t)
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    @property
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def set(self, iso: str) -> None:
+        self.t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.t += seconds

@@ -13,19 +13,17 @@ import pytest
 
 from coinlake.alerts.store import DynamoRuleStore
 from coinlake.aws import lambda_triggering_sns
-from coinlake.contract import LandingRecord, event_id_for, format_ts
+from coinlake.contract import LandingRecord
 from coinlake.storage import Storage
+
+from support import spot
 
 T0 = dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.UTC)
 RULE = {"name": "btc-100k", "crypto": "BTC", "above": 100000, "channels": ["sns"]}
 
 
 def record(price: str, seconds: int, crypto: str = "BTC") -> LandingRecord:
-    at = T0 + dt.timedelta(seconds=seconds)
-    return LandingRecord(
-        event_id=event_id_for("coinbase", f"{crypto}-USD", at), source="coinbase", crypto=crypto, currency="USD",
-        amount=price, timestamp_utc=format_ts(at), ingested_at=format_ts(at),
-    )  # fmt: skip
+    return spot(crypto, T0 + dt.timedelta(seconds=seconds), price)
 
 
 class Alerts:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import BTC_PARTITION, coinlake, one_error_line, real_data_dir
-from coinlake import state as state_module
-from coinlake.stream import log as stream_log
+from coinlake import sqlite as sqlite_module
 
 #: A run that stops by itself should it ever get going.
 RUN = ("run", "--source", "simulated", "--duration", "1", "--no-serve")
@@ -154,15 +153,14 @@ def test_a_read_only_data_dir_is_named_in_one_line(tmp_path, args):
 
 # ---------------------------------------------------------------- a full disk at start-up
 def test_a_full_disk_in_a_database_at_start_up_is_one_line(tmp_path, monkeypatch, no_signal_handlers):
-    real_connect = state_module.connect
+    real_connect = sqlite_module.connect
 
     def tiny_disk(path: Path, **kw) -> sqlite3.Connection:  # SQLite's own "disk is full" (SQLITE_FULL)
         con = real_connect(path, **kw)
         con.execute("PRAGMA max_page_count = 1")
         return con
 
-    monkeypatch.setattr(state_module, "connect", tiny_disk)
-    monkeypatch.setattr(stream_log, "connect", tiny_disk)
+    monkeypatch.setattr(sqlite_module, "connect", tiny_disk)  # every store opens through coinlake.sqlite
     data_dir = tmp_path / "coinlake-data"
     line = one_error_line(coinlake(*RUN, "--data-dir", str(data_dir)))
     assert line == (

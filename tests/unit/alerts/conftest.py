@@ -17,10 +17,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from coinlake.alerts.events import Notification
-from coinlake.contract import LandingRecord, event_id_for, format_ts
+from coinlake.contract import LandingRecord
 from coinlake.state import StateStore
 
-from support import free_port
+from support import Clock, free_port, spot
 
 T0 = dt.datetime(2026, 11, 24, 4, 0, 0, tzinfo=dt.UTC)
 
@@ -46,21 +46,6 @@ class Recorder:
         return [n.id for n in self.sent]
 
 
-class FakeClock:
-    """A clock and a sleep that advances it (the dispatcher's injectable pair)."""
-
-    def __init__(self, t: float = 1_800_000_000.0):
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.t += seconds
-
-
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[StateStore]:
     s = StateStore(tmp_path / "state.db")
@@ -69,23 +54,14 @@ def state(tmp_path: Path) -> Iterator[StateStore]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock()
 
 
 def landing_record(
     price: str | Decimal, at: dt.datetime, crypto: str = "BTC", currency: str = "USD", event_id: str | None = None
 ) -> LandingRecord:
-    ts = format_ts(at)
-    return LandingRecord(
-        event_id=event_id or event_id_for("coinbase", f"{crypto}-{currency}", at),
-        source="coinbase",
-        crypto=crypto,
-        currency=currency,
-        amount=str(price),
-        timestamp_utc=ts,
-        ingested_at=ts,
-    )
+    return spot(crypto, at, str(price), currency=currency, event_id=event_id)
 
 
 @pytest.fixture

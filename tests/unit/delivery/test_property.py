@@ -16,19 +16,13 @@ from coinlake.delivery.worker import Delivery
 from coinlake.storage import Storage
 from coinlake.stream.log import StreamLog
 
+from support import Clock
+
 T0 = dt.datetime(2026, 11, 24, 4, 59, 30, tzinfo=dt.UTC).timestamp()
 
 
 class Crash(Exception):
     """The process dies between the file write and the checkpoint."""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class RecordingStorage(Storage):
@@ -76,7 +70,7 @@ CONFIG = st.fixed_dictionaries(
 @given(cfg=CONFIG, ops=OPS)
 def test_every_record_lands_exactly_once_in_order(cfg, ops):
     with tempfile.TemporaryDirectory() as tmp:
-        clock = Clock()
+        clock = Clock(T0)
         stream = StreamLog(Path(tmp) / "stream.db", clock=clock)
         landing = RecordingStorage()
         crash_next_commit = False

@@ -18,17 +18,11 @@ from coinlake.state import StateStore
 from coinlake.storage import Storage
 from coinlake.stream.log import StreamLog
 
+from support import Clock
+
 HERE = Path(__file__).resolve().parent
 #: 2026-11-24T04:59:58Z: two seconds before an hour boundary.
 T0 = dt.datetime(2026, 11, 24, 4, 59, 58, tzinfo=dt.UTC).timestamp()
-
-
-class Clock:
-    def __init__(self, t: float = T0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class FlakyStorage(Storage):
@@ -49,7 +43,7 @@ class FlakyStorage(Storage):
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from coinlake.contract import LandingRecord, event_id_for, format_ts, landing_prefix
+from coinlake.contract import LandingRecord, landing_prefix
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import EtlResult, run_etl
 from coinlake.lake import LAKE_SCHEMA
 from coinlake.state import StateStore
 from coinlake.storage import Storage
+
+from support import spot
 
 T0 = dt.datetime(2026, 11, 24, 4, 0, 0, tzinfo=dt.UTC)
 _names = itertools.count()
@@ -29,18 +31,7 @@ def _record(
     event_id: str | None = None,
     **fields: str,
 ) -> LandingRecord:
-    ts = at if isinstance(at, str) else format_ts(at)
-    values = {
-        "event_id": event_id or event_id_for("coinbase", f"{crypto}-USD", _parse(ts)),
-        "source": "coinbase",
-        "crypto": crypto,
-        "currency": "USD",
-        "amount": amount,
-        "timestamp_utc": ts,
-        "ingested_at": ts,
-    }
-    values.update(fields)
-    return LandingRecord(**values)
+    return spot(crypto, at, amount, event_id=event_id, **fields)
 
 
 def _parse(ts: str) -> dt.datetime:

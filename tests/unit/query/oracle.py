@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
 
-from coinlake.contract import LandingRecord, event_id_for, format_ts, landing_prefix, to_price
+from coinlake.contract import LandingRecord, landing_prefix, to_price
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import run_etl
 from coinlake.state import StateStore
 from coinlake.storage import Storage
+
+from support import spot
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
@@ -27,16 +29,7 @@ _names = itertools.count()
 def record(
     crypto: str, at: dt.datetime, amount: str, *, currency: str = "USD", event_id: str | None = None
 ) -> LandingRecord:
-    ts = format_ts(at)
-    return LandingRecord(
-        event_id=event_id or event_id_for("coinbase", f"{crypto}-{currency}", at),
-        source="coinbase",
-        crypto=crypto,
-        currency=currency,
-        amount=amount,
-        timestamp_utc=ts,
-        ingested_at=ts,
-    )
+    return spot(crypto, at, amount, currency=currency, event_id=event_id)
 
 
 class Lake:

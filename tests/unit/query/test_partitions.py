@@ -7,17 +7,9 @@ import datetime as dt
 from coinlake.query.partitions import LakeIndex, ceil_hour, floor_hour, hours_between, months_between
 from coinlake.storage import Storage
 
-from support import lake_file_key, rollup_file_key
+from support import Clock, lake_file_key, rollup_file_key
 
 T = dt.datetime(2026, 11, 30, 22, 30, tzinfo=dt.UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _touch(storage: Storage, key: str) -> None:
@@ -67,7 +59,7 @@ def test_newest_hour_skips_newer_directories_without_a_file_and_caches(tmp_path)
     (tmp_path / "lake" / "crypto=BTC/notes").mkdir()
     (tmp_path / "lake" / "crypto=lowercase").mkdir()
     (tmp_path / "lake" / "_SUCCESS").touch()
-    clock = Clock()
+    clock = Clock(0.0)
     index = LakeIndex(lake, ttl=1.0, clock=clock)
     assert index.newest_hour("BTC") == dt.datetime(2026, 11, 30, 5, tzinfo=dt.UTC)
     assert index.cryptos() == ["BTC"]

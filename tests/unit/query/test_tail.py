@@ -20,6 +20,8 @@ from coinlake.query.tail import StreamTail
 from coinlake.stream.log import StreamLog
 from unit.query.oracle import Lake, record
 
+from support import Clock
+
 T0 = dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.UTC)
 
 
@@ -32,14 +34,6 @@ def stream(tmp_path: Path):
     s = StreamLog(tmp_path / "stream.db")
     yield s
     s.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_a_put_is_seen_within_a_second(stream):
@@ -113,7 +107,7 @@ def test_the_highest_timestamp_wins_and_bad_records_are_skipped(stream):
 
 
 def test_refreshes_at_most_every_min_interval_and_in_batches(stream):
-    clock = Clock()
+    clock = Clock(100.0)
     with StreamTail(stream.path, min_interval=0.05, batch=2, clock=clock) as tail:
         assert tail.latest() == {}
         put(stream, *[record("BTC", T0 + dt.timedelta(seconds=i), f"{i + 1}") for i in range(5)])

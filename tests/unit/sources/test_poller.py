@@ -16,22 +16,16 @@ from coinlake.sources.coinbase import CoinbaseClient
 from coinlake.sources.poller import Poller
 from coinlake.sources.simulator import FaultPlan
 
+from support import Clock
+
 PAIRS = ["BTC-USD", "ETH-USD", "XRP-USD"]
 T0 = 1_800_000_000.0  # a multiple of 60: 2027-01-15T08:00:00Z
-
-
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class FakeStop(threading.Event):
     """`wait(timeout)` advances the fake clock instead of sleeping, and records the wait."""
 
-    def __init__(self, clock: FakeClock):
+    def __init__(self, clock: Clock):
         super().__init__()
         self.clock = clock
         self.waits: list[float] = []
@@ -47,7 +41,7 @@ class FakeStop(threading.Event):
 class Sink:
     """Collects batches; can fail first, and can act on the fake clock like a slow tick."""
 
-    def __init__(self, clock: FakeClock | None = None, failures: list[Exception] | None = None):
+    def __init__(self, clock: Clock | None = None, failures: list[Exception] | None = None):
         self.clock = clock
         self.failures = list(failures or [])
         self.calls: list[list[LandingRecord]] = []
@@ -76,7 +70,7 @@ def make_poller(simulator, state, dead_letters):
     def make(pairs=PAIRS, interval=60.0, sink=None, clock=None, **client_kwargs):
         client = CoinbaseClient(simulator.url, timeout=0.5, sleep=lambda s: None, **client_kwargs)
         clients.append(client)
-        clock = clock or FakeClock(T0 + 0.25)
+        clock = clock or Clock(T0 + 0.25)
         sink = sink or Sink(clock)
         return Poller(client, pairs, interval, sink, dead_letters, state, clock=clock), sink, clock
 
@@ -159,7 +153,7 @@ def test_a_huge_non_json_answer_is_dead_lettered_capped_with_its_length_and_sha2
     body = b"<html>" + b"x" * (2 * 1024 * 1024 - 13) + b"</html>"  # 2 MiB, HTTP 200, not JSON
     handler.reply(body)
     with CoinbaseClient(url, timeout=10, sleep=lambda s: None) as client:
-        poller = Poller(client, ["BTC-USD"], 60, Sink(), dead_letters, state, clock=FakeClock(T0))
+        poller = Poller(client, ["BTC-USD"], 60, Sink(), dead_letters, state, clock=Clock(T0))
         for i in range(3):
             assert [r.reason for r in poller.tick(T0 + 60 * i).rejected] == ["malformed_json"]
     (path,) = (dead_letters.directory / "source").glob("*.jsonl")
@@ -197,7 +191,7 @@ def test_retries_are_added_to_the_counters(make_poller, simulator, state):
 
 
 def test_a_failing_sink_is_retried_with_backoff_without_loss(make_poller, state, caplog):
-    clock = FakeClock(T0)
+    clock = Clock(T0)
     sink = Sink(failures=[OSError(28, "No space left on device"), sqlite3.OperationalError("disk I/O error")])
     poller, _, _ = make_poller(sink=sink, clock=clock)
     stop = FakeStop(clock)
@@ -213,7 +207,7 @@ def test_a_failing_sink_is_retried_with_backoff_without_loss(make_poller, state,
 
 
 def test_sink_backoff_is_capped(make_poller):
-    clock = FakeClock(T0)
+    clock = Clock(T0)
     sink = Sink(failures=[OSError("full")] * 8)
     poller, _, _ = make_poller(sink=sink, clock=clock)
     poller.sink_backoff_max = 4.0
@@ -223,7 +217,7 @@ def test_sink_backoff_is_capped(make_poller):
 
 
 def test_stop_while_the_sink_fails_ends_the_tick_and_says_so(make_poller, state, caplog):
-    clock = FakeClock(T0)
+    clock = Clock(T0)
     stop = FakeStop(clock)
 
     class Failing(Sink):
@@ -245,7 +239,7 @@ def test_stop_while_the_sink_fails_ends_the_tick_and_says_so(make_poller, state,
 
 
 def test_cadence_is_aligned_to_the_clock_and_does_not_drift(make_poller):
-    clock = FakeClock(T0 + 7.3)  # start mid-slot: poll the current slot at once, then every multiple
+    clock = Clock(T0 + 7.3)  # start mid-slot: poll the current slot at once, then every multiple
     sink = Sink(clock)
     sink.cost = [0.7] * 100  # every tick takes 0.7 s of (fake) time
     poller, _, _ = make_poller(sink=sink, clock=clock, interval=10.0)
@@ -261,7 +255,7 @@ def test_cadence_is_aligned_to_the_clock_and_does_not_drift(make_poller):
 
 
 def test_overrunning_ticks_skip_slots_and_count_them(make_poller, state):
-    clock = FakeClock(T0)
+    clock = Clock(T0)
     sink = Sink(clock)
     sink.cost = [0.5, 25.0, 0.5, 10.5, 0.5]  # the 2nd tick misses two slots, the 4th one
     poller, _, _ = make_poller(sink=sink, clock=clock, interval=10.0)
@@ -274,7 +268,7 @@ def test_overrunning_ticks_skip_slots_and_count_them(make_poller, state):
 
 
 def test_an_unexpected_error_in_a_tick_does_not_stop_the_loop(make_poller, state, caplog):
-    clock = FakeClock(T0)
+    clock = Clock(T0)
     sink = Sink(clock)
     poller, _, _ = make_poller(sink=sink, clock=clock, interval=10.0)
     stop = FakeStop(clock)
@@ -319,7 +313,7 @@ def test_pairs_and_interval_are_validated(simulator, state, dead_letters):
 
 
 def test_a_clock_that_goes_back_realigns_instead_of_stalling(make_poller):
-    clock = FakeClock(T0)
+    clock = Clock(T0)
     sink = Sink(clock)
     sink.cost = [0.5, -3600.0, 0.5]  # NTP steps the wall clock back an hour during the 2nd tick
     poller, _, _ = make_poller(sink=sink, clock=clock, interval=10.0)

@@ -15,21 +15,15 @@ import pytest
 from coinlake.stream import log as stream_log
 from coinlake.stream.log import MAX_RECORD_BYTES, PartialPutError, StreamLog, StreamRecord
 
+from support import Clock
+
 HERE = Path(__file__).resolve().parent
 T0 = 1_795_000_000.0  # 2026-11-18T10:13:20Z
 
 
-class Clock:
-    def __init__(self, t: float = T0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
