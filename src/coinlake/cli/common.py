@@ -41,9 +41,9 @@ def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
 def one_line_errors(settings: Settings) -> Iterator[None]:
     """Turn what commonly goes wrong outside coinlake (a damaged database, a data directory
     that is missing, a file or read-only, a full disk, an unreadable lake file) into one
-    `error: …` line naming the file, and exit non-zero (`coinlake.failures.explain`).
+    `error: …` line naming the file, and exit non-zero (`coinlake.cli.errors.explain`).
     Anything else propagates unchanged: a bug keeps its traceback."""
-    from coinlake.failures import explain
+    from coinlake.cli.errors import explain
 
     try:
         yield

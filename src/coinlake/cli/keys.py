@@ -1,6 +1,6 @@
 """`coinlake keys …`: create, list and revoke API keys; show the usage plans.
 
-Mounted by the main CLI with `app.add_typer(keys_app, name="keys")`. Keys live in
+Mounted by `coinlake.cli` with `app.add_typer(keys_app, name="keys")`. Keys live in
 DATA_DIR/api.db; a running server sees a created or revoked key within about a second.
 """
 
@@ -19,7 +19,7 @@ from rich.table import Table
 from coinlake.api.guard import QuotaStore, api_db_path, quota_period
 from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
 from coinlake.api.plans import DEFAULT_PLANS, UsagePlan
-from coinlake.cli_common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
+from coinlake.cli.common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
 from coinlake.datadir import ensure_data_dir, require_data_dir
 from coinlake.settings import Settings
 
