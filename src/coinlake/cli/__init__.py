@@ -6,8 +6,11 @@ one-line errors in `common`, text output in `render`, logging in `logs`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from coinlake import __version__
 from coinlake.cli import alerts, etl, query, run, serve, status
 from coinlake.cli.keys import keys_app
 
@@ -17,6 +20,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"coinlake {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """coinlake: stream Coinbase spot prices into a queryable Parquet data lake."""
+
 
 app.command("run")(run.run)
 app.command("simulator")(serve.simulator)
