@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
 import typer
 
+from coinlake.alerts.events import Kind
 from coinlake.cli import render
 from coinlake.cli.common import Config, DataDir, one_line_errors, out, settings_or_exit
 
@@ -19,7 +19,7 @@ def alerts_list(
     data_dir: DataDir = None,
     config: Config = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
-    kind: Annotated[str | None, typer.Option(help="threshold_crossed or file_landed.")] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only notifications of this kind.", show_default="all")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show recent notifications and how each channel delivered them."""
@@ -29,6 +29,6 @@ def alerts_list(
     with one_line_errors(settings), Pipeline(settings, create=False) as pipeline:
         rows = pipeline.recent_alerts(limit, kind)
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        sys.stdout.write(render.json_text(rows))
     else:
         render.alerts(rows, out)

@@ -15,11 +15,9 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL over the table spot_prices (DuckDB dialect).")],
     data_dir: DataDir = None,
     config: Config = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    format: Annotated[render.Format, typer.Option("--format", "-f", help="Output format.")] = "table",
 ) -> None:
-    """Run SQL over the lake (table `spot_prices`)."""
-    if format not in ("table", "json", "csv"):
-        raise fail(f"--format must be table, json or csv, not {format!r}", 2)
+    """Run SQL over the lake (table `spot_prices`). Decimals print exact, without trailing zeros."""
     settings = settings_or_exit(config, data_dir=data_dir)
     from coinlake.datadir import require_data_dir
     from coinlake.query.engine import LakeQuery, QueryError

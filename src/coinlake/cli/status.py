@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
@@ -25,6 +24,6 @@ def status(
     with one_line_errors(settings), Pipeline(settings, create=False) as pipeline:
         snapshot = collect(pipeline)
     if as_json:
-        sys.stdout.write(json.dumps(snapshot, indent=2, default=str) + "\n")
+        sys.stdout.write(render.json_text(snapshot))
     else:
         render.status(snapshot, out)
