@@ -19,10 +19,9 @@ def etl(
 ) -> None:
     """Run one incremental ETL pass: new landing files -> Parquet lake (and its rollups)."""
     settings = settings_or_exit(config, data_dir=data_dir)
-    logs.setup(False)
     from coinlake.pipeline import Pipeline
 
-    with one_line_errors(settings), Pipeline(settings) as pipeline:
+    with logs.configured(), one_line_errors(settings), Pipeline(settings) as pipeline:
         r = pipeline.etl_once()
         out.print(
             f"{r.files} files, {r.records} records: {r.written} written, {r.duplicates} duplicates skipped, "

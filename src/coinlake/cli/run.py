@@ -9,27 +9,37 @@ from typing import Annotated, Any
 import typer
 
 from coinlake.cli import logs
-from coinlake.cli.common import Config, DataDir, err, fail, one_line_errors, settings_or_exit
+from coinlake.cli.common import Config, DataDir, default_of, fail, one_line_errors, settings_or_exit
+from coinlake.settings import Source
+
+
+def _opt(help: str, setting: str) -> Any:
+    """An option whose default lives in `Settings` (shown by --help, applied by the settings)."""
+    return typer.Option(help=help, show_default=default_of(setting))
 
 
 def run(
     data_dir: DataDir = None,
     config: Config = None,
-    source: Annotated[str | None, typer.Option(help="coinbase (live) or simulated [default: coinbase].")] = None,
-    coinbase_url: Annotated[str | None, typer.Option(help="Coinbase API base URL.")] = None,
-    symbols: Annotated[str | None, typer.Option(help="Pairs, e.g. BTC-USD,ETH-USD,XRP-USD.")] = None,
-    interval: Annotated[float | None, typer.Option(help="Seconds between polls [default: 60].")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds [default: never].")] = None,
-    buffer_interval: Annotated[float | None, typer.Option(help="Delivery buffer, seconds [default: 300].")] = None,
-    buffer_size_mib: Annotated[float | None, typer.Option(help="Delivery buffer, MiB [default: 5].")] = None,
-    etl_interval: Annotated[float | None, typer.Option(help="Seconds between ETL passes [default: 60].")] = None,
-    serve: Annotated[bool | None, typer.Option("--serve/--no-serve", help="Serve the API and dashboard.")] = None,
-    port: Annotated[int | None, typer.Option(help="API port [default: 8000; 0 picks a free one].")] = None,
+    source: Annotated[Source | None, _opt("Live Coinbase or the embedded simulator.", "source")] = None,
+    coinbase_url: Annotated[str | None, _opt("Coinbase API base URL.", "coinbase_url")] = None,
+    symbols: Annotated[str | None, _opt("Pairs to poll, comma-separated.", "symbols")] = None,
+    interval: Annotated[float | None, _opt("Seconds between polls.", "interval")] = None,
+    duration: Annotated[float | None, _opt("Stop after this many seconds.", "duration")] = None,
+    buffer_interval: Annotated[float | None, _opt("Delivery buffer, seconds.", "buffer_interval")] = None,
+    buffer_size_mib: Annotated[float | None, _opt("Delivery buffer, MiB.", "buffer_size_mib")] = None,
+    etl_interval: Annotated[float | None, _opt("Seconds between ETL passes.", "etl_interval")] = None,
+    serve: Annotated[
+        bool | None,
+        typer.Option("--serve/--no-serve", help="Serve the API and dashboard.", show_default="--serve"),
+    ] = None,
+    port: Annotated[int | None, _opt("API port; 0 picks a free one.", "api.port")] = None,
     allow_mixed_sources: Annotated[
         bool,
         typer.Option("--allow-mixed-sources", help="Add prices from another source than the data dir holds."),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: logs.LogFormatOption = "auto",
 ) -> None:
     """Run source, stream, delivery, ETL and the API together until Ctrl-C or --duration.
 
@@ -50,49 +60,65 @@ def run(
         etl_interval=etl_interval,
         allow_mixed_sources=allow_mixed_sources or None,
     )
-    logs.setup(verbose)
     from coinlake.pipeline import Pipeline
     from coinlake.sources.coinbase import SourceUnreachable
 
-    stop = threading.Event()
-    _on_signals(stop)
+    with logs.configured(log_format, verbose) as out:
+        stop = threading.Event()
+        _on_signals(stop)
 
-    def started(report) -> None:
-        lines = [
-            f"[green]coinlake is running[/]: {', '.join(settings.symbols)} every {settings.interval:g}s "
-            f"from {report.source_url}",
-            f"  stream    {settings.stream_path}",
-            f"  landing   {settings.landing}",
-            f"  lake      {settings.lake}",
-        ]
-        if report.api_url:
-            lines.append(f"  API       {report.api_url}/docs   dashboard {report.api_url}/")
-        if report.demo_key:
-            lines.append(f"  demo key  {report.demo_key}  (read-only demo plan; the dashboard uses it)")
-        lines.append("  Ctrl-C stops it cleanly.")
-        err.print("\n".join(lines), highlight=False)
+        def started(report) -> None:
+            _say_started(out, settings, report)
 
-    with one_line_errors(settings), Pipeline(settings) as pipeline:
-        try:
-            report = pipeline.run(stop, on_started=started)
-        except SourceUnreachable as exc:
-            raise fail(str(exc)) from None
-    written = sum(r.written for r in report.etl_passes)
-    err.print(
-        f"stopped after {report.stopped_at - report.started_at:.1f}s; {written} new rows in the lake. "
-        f"Try: coinlake query --data-dir {settings.data_dir} "
-        f'"SELECT crypto, count(*), max(price) FROM spot_prices GROUP BY crypto"',
-        highlight=False,
-    )
+        with one_line_errors(settings), Pipeline(settings) as pipeline:
+            try:
+                report = pipeline.run(stop, on_started=started)
+            except SourceUnreachable as exc:
+                raise fail(str(exc)) from None
+        written = sum(r.written for r in report.etl_passes)
+        seconds = round(report.stopped_at - report.started_at, 1)
+        out.say(
+            f"stopped after {seconds:.1f}s; {written} new rows in the lake. Try: coinlake query --data-dir "
+            f'{settings.data_dir} "SELECT crypto, count(*), max(price) FROM spot_prices GROUP BY crypto"',
+            seconds=seconds,
+            rows_written=written,
+        )
     if report.errors:
         raise fail("; ".join(report.errors))
+
+
+def _say_started(out: logs.Logs, settings: Any, report: Any) -> None:
+    """The banner: what runs where; one event with fields outside a terminal."""
+    symbols = ", ".join(settings.symbols)
+    lines = [
+        f"[green]coinlake is running[/]: {symbols} every {settings.interval:g}s from {report.source_url}",
+        f"  stream    {settings.stream_path}",
+        f"  landing   {settings.landing}",
+        f"  lake      {settings.lake}",
+    ]
+    if report.api_url:
+        lines.append(f"  API       {report.api_url}/docs   dashboard {report.api_url}/")
+    if report.demo_key:
+        lines.append(f"  demo key  {report.demo_key}  (read-only demo plan; the dashboard uses it)")
+    lines.append("  Ctrl-C stops it cleanly.")
+    fields = {
+        "symbols": list(settings.symbols),
+        "interval": settings.interval,
+        "source_url": report.source_url,
+        "stream": str(settings.stream_path),
+        "landing": str(settings.landing),
+        "lake": str(settings.lake),
+        "api_url": report.api_url,
+        "demo_key": report.demo_key,
+    }
+    out.say("coinlake is running", pretty="\n".join(lines), **{k: v for k, v in fields.items() if v is not None})
 
 
 def _on_signals(stop: threading.Event) -> None:
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second Ctrl-C: leave now
             raise KeyboardInterrupt
-        err.print("stopping… (Ctrl-C again to abort)")
+        logs.log.info("stopping… (Ctrl-C again to abort)")
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
