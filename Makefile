@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 DATA   ?= coinlake-data
 # the demo's simulated prices never share a data dir with live ones
 DEMO_DATA ?= coinlake-demo
-SOURCES := src tests benchmarks
+SOURCES := src tests benchmarks scripts
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run test test-fast lint format bench clean
+.PHONY: help demo run test test-fast lint format docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test-fast: $(VENV)/.dev  ## the quick loop: no slow suites, fewer hypothesis exa
 format: $(VENV)/.dev  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
+
+docs: $(VENV)/.dev  ## regenerate the README's CLI reference from the live --help
+	$(BIN)/python scripts/cli_reference.py
 
 bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/results/)
 	$(BIN)/python benchmarks/stream.py

@@ -42,6 +42,7 @@ class BackgroundServer:
         config = uvicorn.Config(
             self.app,
             log_level="warning",
+            log_config=None,  # records propagate to the handlers the caller configured (the CLI's --log-format)
             access_log=False,
             lifespan=self.lifespan,
             timeout_graceful_shutdown=1,

@@ -34,6 +34,10 @@ _CODE = re.compile(r"^[A-Z0-9]{1,12}$")
 COINBASE_URL = "https://api.coinbase.com"
 
 
+#: Where `run` gets its prices: live Coinbase or the embedded simulator.
+Source = Literal["coinbase", "simulated"]
+
+
 class SettingsError(Exception):
     """The configuration is invalid; the message says which setting and why."""
 
@@ -111,7 +115,7 @@ class Settings(BaseSettings):
     )
 
     # --- source
-    source: Literal["coinbase", "simulated"] = Field("coinbase", description="Live Coinbase or the simulator.")
+    source: Source = Field("coinbase", description="Live Coinbase or the simulator.")
     coinbase_url: str = Field(COINBASE_URL, description="Base URL of the Coinbase API.")
     symbols: Annotated[list[str], NoDecode] = Field(
         ["BTC-USD", "ETH-USD", "XRP-USD"], description="Coinbase pairs to poll (comma-separated in env/CLI)."

@@ -30,7 +30,7 @@ READ_ONLY_COMMANDS = [
 @pytest.fixture
 def no_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
     """`coinlake run` in-process must not take over the test process's SIGINT/SIGTERM."""
-    monkeypatch.setattr("coinlake.cli._on_signals", lambda stop: None)
+    monkeypatch.setattr("coinlake.cli.run._on_signals", lambda stop: None)
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_status_names_a_truncated_parquet_file_and_shows_the_rest(data_dir):
 
 # ---------------------------------------------------------------- anything else
 def test_anything_else_keeps_its_traceback_and_a_taken_port_its_own_message(tmp_path):
-    from coinlake.failures import explain
+    from coinlake.cli.errors import explain
     from coinlake.settings import load_settings
 
     settings = load_settings(data_dir=tmp_path)

@@ -26,7 +26,7 @@ SIMULATED = ("run", "--source", "simulated", "--interval", "1", "--duration", "1
 @pytest.fixture(autouse=True)
 def no_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
     """`coinlake run` in-process must not take over the test process's SIGINT/SIGTERM."""
-    monkeypatch.setattr("coinlake.cli._on_signals", lambda stop: None)
+    monkeypatch.setattr("coinlake.cli.run._on_signals", lambda stop: None)
 
 
 def recorded_source(data_dir: Path) -> str | None:

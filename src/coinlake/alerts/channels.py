@@ -51,11 +51,19 @@ def sign(secret: str | bytes, body: bytes) -> str:
 
 
 class LogChannel:
+    """Logs each notification on `coinlake.alerts`, with `notification_id` and `kind` as
+    extra fields: a threshold alert at INFO, a routine `file_landed` one at DEBUG (seen
+    with `coinlake run -v`; other channels still deliver it)."""
+
     def __init__(self, logger: logging.Logger | None = None):
         self.logger = logger or log
 
     def send(self, notification: Notification) -> None:
-        self.logger.info("notification %s [%s]: %s", notification.id, notification.kind, notification.subject)
+        level = logging.DEBUG if notification.kind == "file_landed" else logging.INFO
+        extra = {"notification_id": notification.id, "kind": notification.kind}
+        self.logger.log(
+            level, "notification %s [%s]: %s", notification.id, notification.kind, notification.subject, extra=extra
+        )
 
 
 class EmailChannel:

@@ -18,7 +18,15 @@ from typing import Any, Literal
 
 from coinlake.alerts.config import AlertRule
 from coinlake.alerts.rules import Crossing, Observation
-from coinlake.contract import ContractError, LandingRecord, format_ts, parse_ts, split_json_values, utc_now
+from coinlake.contract import (
+    ContractError,
+    LandingRecord,
+    decimal_text,
+    format_ts,
+    parse_ts,
+    split_json_values,
+    utc_now,
+)
 from coinlake.storage import Storage
 
 #: Namespace of notification ids, fixed forever (changing it changes every id).
@@ -58,8 +66,9 @@ def notification_id(kind: Kind, *parts: str) -> str:
 
 
 def money(value: Decimal, currency: str) -> str:
-    """`100,512.34 USD`: the quote currency's code, never a guessed symbol."""
-    return f"{value:,f} {currency}"
+    """`100,512.34 USD`: exact, without trailing zeros or an exponent (`decimal_text`),
+    digits grouped, and the quote currency's code, never a guessed symbol."""
+    return f"{Decimal(decimal_text(value)):,f} {currency}"
 
 
 # ------------------------------------------------------------------ threshold_crossed
@@ -89,15 +98,15 @@ def crossing_notification(rule: AlertRule, crossing: Crossing, *, now: dt.dateti
         "direction": crossing.direction,
         "crypto": crossing.crypto,
         "currency": crossing.currency,
-        "threshold": str(crossing.threshold),
-        "price": str(crossing.price),
+        "threshold": decimal_text(crossing.threshold),
+        "price": decimal_text(crossing.price),
         "at": at,
-        "previous_price": None if crossing.previous_price is None else str(crossing.previous_price),
+        "previous_price": None if crossing.previous_price is None else decimal_text(crossing.previous_price),
         "previous_at": None if crossing.previous_at is None else format_ts(crossing.previous_at),
         "event_id": crossing.event_id,
     }
     if crossing.condition == "move":
-        data["reference_price"] = str(crossing.reference_price)
+        data["reference_price"] = decimal_text(crossing.reference_price)
         data["move_pct"] = f"{crossing.move_pct.quantize(Decimal('1e-6')):f}"  # signed, in %
         data["window_seconds"] = rule.window_seconds
     return Notification(nid, THRESHOLD_CROSSED, now or utc_now(), subject, "\n".join(lines), data)

@@ -119,7 +119,11 @@ class AlertWorker:
                 fresh = [(f.key, str(f.size)) for f in listed if f.key not in self._landed]
                 self.state.mark(LANDED_NAMESPACE, fresh)
                 self._landed.update(k for k, _ in fresh)
-                log.info("alerts: %d landing files already there, no file_landed for them", len(fresh))
+                log.log(
+                    logging.INFO if fresh else logging.DEBUG,  # nothing to say on a new landing zone
+                    "alerts: %d landing files already there, no file_landed for them",
+                    len(fresh),
+                )
             self.state.set(_BASELINE_KEY, True)
         files = notes = 0
         for info in listed:

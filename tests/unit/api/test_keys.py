@@ -124,7 +124,7 @@ def test_a_cli_process_creating_and_revoking_is_seen_by_a_running_server(tmp_pat
     data_dir = tmp_path / "data"
     server = KeyStore(data_dir / "api.db", refresh_interval=0.5)
     try:
-        cli = [sys.executable, "-c", "from coinlake.api.keys_cli import keys_app; keys_app()"]
+        cli = [sys.executable, "-c", "from coinlake.cli.keys import keys_app; keys_app()"]
         env = {**os.environ, "NO_COLOR": "1"}
         done = subprocess.run(
             [*cli, "create", "--name", "proc", "--data-dir", str(data_dir)],

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from coinlake.api.keys import KeyStore
-from coinlake.api.keys_cli import keys_app
+from coinlake.cli.keys import keys_app
 
 KEY = re.compile(r"^cl_[A-Za-z0-9_-]{43}$")
 

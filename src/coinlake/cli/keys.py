@@ -1,6 +1,6 @@
 """`coinlake keys …`: create, list and revoke API keys; show the usage plans.
 
-Mounted by the main CLI with `app.add_typer(keys_app, name="keys")`. Keys live in
+Mounted by `coinlake.cli` with `app.add_typer(keys_app, name="keys")`. Keys live in
 DATA_DIR/api.db; a running server sees a created or revoked key within about a second.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from coinlake.api.guard import QuotaStore, api_db_path, quota_period
 from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
 from coinlake.api.plans import DEFAULT_PLANS, UsagePlan
-from coinlake.cli_common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
+from coinlake.cli.common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
+from coinlake.cli.render import cell, print_table
 from coinlake.datadir import ensure_data_dir, require_data_dir
 from coinlake.settings import Settings
 
@@ -89,7 +89,7 @@ def list_keys(
         typer.echo(json.dumps(rows, indent=2))
         return
     if not keys:
-        err.print("no API keys yet: coinlake keys create --name NAME [--plan PLAN]")
+        err.print("no API keys yet: coinlake keys create --name NAME [--plan PLAN]", markup=False)
         return
     table = Table(box=None, pad_edge=False)
     for col in ("ID", "NAME", "PLAN", "KEY", "CREATED (UTC)", "LAST USED", "QUOTA USED", "STATUS"):
@@ -97,16 +97,21 @@ def list_keys(
     for k in keys:
         used = usage.get(k.id)
         table.add_row(
-            k.id,
-            k.name,
-            k.plan,
-            k.prefix + "…",
-            _when(k.created_at),
-            _when(k.last_used_at) or "never",
-            "" if used is None else f"{used:,}",
-            "active" if k.active else f"revoked {_when(k.revoked_at)}",
+            *map(
+                cell,
+                (
+                    k.id,
+                    k.name,
+                    k.plan,
+                    k.prefix + "…",
+                    _when(k.created_at),
+                    _when(k.last_used_at) or "never",
+                    "" if used is None else f"{used:,}",
+                    "active" if k.active else f"revoked {_when(k.revoked_at)}",
+                ),
+            )
         )
-    _print_table(table)
+    print_table(out, table)
 
 
 @keys_app.command()
@@ -134,17 +139,9 @@ def show_plans(data_dir: DataDir = None, config: Config = None) -> None:
         table.add_column(col)
     for name, p in sorted(plans_of(settings).items()):
         quota = f"{p.quota_limit:,}" if p.quota_limit else "none"
-        table.add_row(name, f"{p.rate_limit:,g}", f"{p.burst_limit:,}", quota, p.quota_period, p.description)
-    _print_table(table)
-
-
-def _print_table(table: Table) -> None:
-    """Rows stay on one line even when stdout is not a terminal (rich assumes 80 columns)."""
-    from rich.measure import Measurement
-
-    needed = Measurement.get(out, out.options.update(width=10_000), table).maximum
-    console = out if out.is_terminal or needed <= out.width else Console(highlight=False, width=needed)
-    console.print(table, markup=False)
+        row = (name, f"{p.rate_limit:,g}", f"{p.burst_limit:,}", quota, p.quota_period, p.description)
+        table.add_row(*map(cell, row))
+    print_table(out, table)
 
 
 def _usage(path: Path, keys: list[KeyInfo], plans: Mapping[str, UsagePlan]) -> dict[str, int]:
