@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coinlake.api.keys import KeyInfo, KeyStore
-from coinlake.api.plans import UsagePlan
+from coinlake.plans import UsagePlan
 from coinlake.state import connect, transaction
 
 log = logging.getLogger(__name__)

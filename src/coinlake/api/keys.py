@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from coinlake.api.plans import DEFAULT_PLANS, unknown_plan_message
+from coinlake.plans import DEFAULT_PLANS, unknown_plan_message
 from coinlake.state import connect, transaction
 
 KEY_PREFIX = "cl_"
