@@ -7,6 +7,7 @@ with a code (`bad_cursor`, `bad_range`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -88,6 +89,9 @@ def decode_cursor(token: str, crypto: str, currency: str) -> tuple[dt.datetime, 
 # ---------------------------------------------------------------------------- times
 
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: The years a time or date parameter may name: the calendar's edges (year 1, year 9999) are
+#: refused as `bad_range` before any arithmetic on them could overflow.
+YEARS = range(1970, 9999)
 
 
 def parse_instant(text: str, name: str = "time") -> dt.datetime:
@@ -98,7 +102,7 @@ def parse_instant(text: str, name: str = "time") -> dt.datetime:
         if re.fullmatch(r"\d{9,11}(\.\d{1,6})?", s):
             return _EPOCH + dt.timedelta(seconds=float(s))
         t = dt.datetime.fromisoformat(s)
-        if not 1970 <= t.year <= 9998:
+        if t.year not in YEARS:
             raise ValueError("out of range")
         return as_utc(t)
     except (ValueError, OverflowError):
@@ -106,17 +110,20 @@ def parse_instant(text: str, name: str = "time") -> dt.datetime:
 
 
 def parse_day(value: dt.date | str, name: str = "date") -> dt.date:
-    """A `YYYY-MM-DD` date (or a `date`). Raises `bad_range`."""
+    """A `YYYY-MM-DD` date (or a `date`) of a year in `YEARS`. Raises `bad_range`."""
+    day: dt.date | None = None
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str) and _DAY_RE.fullmatch(value.strip()):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise BadRequest("bad_range", f"{name} is not a date like 2026-11-24: {str(value)[:40]!r}")
+        day = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
+    elif isinstance(value, dt.date):
+        day = value
+    elif isinstance(value, str) and _DAY_RE.fullmatch(value.strip()):
+        with contextlib.suppress(ValueError):
+            day = dt.date.fromisoformat(value.strip())
+    if day is None:
+        raise BadRequest("bad_range", f"{name} is not a date like 2026-11-24: {str(value)[:40]!r}")
+    if day.year not in YEARS:
+        raise BadRequest("bad_range", f"{name} is out of range (years {YEARS.start} to {YEARS.stop - 1}): {day}")
+    return day
 
 
 def as_utc(t: dt.datetime) -> dt.datetime:
