@@ -164,18 +164,17 @@ def serve(
     api = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(config, data_dir=data_dir, api=api or None)
     _logging(False)
-    import uvicorn
-
-    from coinlake.api.app import create_app
+    from coinlake.api.factory import build_app
+    from coinlake.serving import serve_forever
 
     with one_line_errors(settings):
-        app_ = create_app(settings, demo=demo)
+        app_ = build_app(settings, demo=demo)
     url = f"http://{settings.api.host}:{settings.api.port}"
     err.print(f"coinlake API on {url}/docs, dashboard on {url}/", highlight=False)
     if app_.state.demo_key:
         err.print(f"demo key: {app_.state.demo_key}", highlight=False)
     try:
-        uvicorn.run(app_, host=settings.api.host, port=settings.api.port, log_level="warning", timeout_keep_alive=30)
+        serve_forever(app_, settings.api.host, settings.api.port)
     finally:
         app_.state.close()
 

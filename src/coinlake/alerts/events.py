@@ -18,7 +18,15 @@ from typing import Any, Literal
 
 from coinlake.alerts.config import AlertRule
 from coinlake.alerts.rules import Crossing, Observation
-from coinlake.contract import ContractError, LandingRecord, format_ts, parse_ts, split_json_values, utc_now
+from coinlake.contract import (
+    ContractError,
+    LandingRecord,
+    decimal_text,
+    format_ts,
+    parse_ts,
+    split_json_values,
+    utc_now,
+)
 from coinlake.storage import Storage
 
 #: Namespace of notification ids, fixed forever (changing it changes every id).
@@ -90,14 +98,14 @@ def crossing_notification(rule: AlertRule, crossing: Crossing, *, now: dt.dateti
         "crypto": crossing.crypto,
         "currency": crossing.currency,
         "threshold": str(crossing.threshold),
-        "price": str(crossing.price),
+        "price": decimal_text(crossing.price),
         "at": at,
-        "previous_price": None if crossing.previous_price is None else str(crossing.previous_price),
+        "previous_price": None if crossing.previous_price is None else decimal_text(crossing.previous_price),
         "previous_at": None if crossing.previous_at is None else format_ts(crossing.previous_at),
         "event_id": crossing.event_id,
     }
     if crossing.condition == "move":
-        data["reference_price"] = str(crossing.reference_price)
+        data["reference_price"] = decimal_text(crossing.reference_price)
         data["move_pct"] = f"{crossing.move_pct.quantize(Decimal('1e-6')):f}"  # signed, in %
         data["window_seconds"] = rule.window_seconds
     return Notification(nid, THRESHOLD_CROSSED, now or utc_now(), subject, "\n".join(lines), data)
