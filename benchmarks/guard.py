@@ -26,7 +26,7 @@ from pathlib import Path
 
 from coinlake.api.guard import Guard, QuotaStore
 from coinlake.api.keys import KeyStore
-from coinlake.api.plans import merge_plans
+from coinlake.plans import merge_plans
 
 ROOT = Path(__file__).resolve().parents[1]
 

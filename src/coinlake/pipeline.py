@@ -123,11 +123,11 @@ class Pipeline:
         if not self.settings.serve:
             yield None, None
             return
-        from coinlake.api.app import create_app
+        from coinlake.api.factory import build_app
         from coinlake.serving import BackgroundServer
 
         s = self.settings
-        app = create_app(s, demo=s.source == "simulated", recent_alerts=self.recent_alerts)
+        app = build_app(s, demo=s.source == "simulated", recent_alerts=self.recent_alerts)
         try:
             with BackgroundServer(app, s.api.host, s.api.port, lifespan="on") as server:
                 yield server.url, app.state.demo_key

@@ -24,9 +24,9 @@ from pydantic_settings import (
 )
 
 from coinlake.alerts.config import AlertSettings
-from coinlake.api.plans import ApiSettings
 from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
 from coinlake.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETENTION_DAYS
+from coinlake.plans import ApiSettings
 from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_SECONDS, PlausibilityRule
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from coinlake.api.app import create_app
+from coinlake.api.factory import build_app
 from coinlake.contract import LandingRecord, landing_prefix, utc_now
 from coinlake.pipeline import Pipeline
 from coinlake.settings import Settings, load_settings
@@ -63,7 +63,7 @@ def api_settings(dataset: Dataset) -> Settings:
 
 @pytest.fixture(scope="session")
 def app_and_key(api_settings: Settings) -> Iterator[tuple[TestClient, str]]:
-    app = create_app(api_settings)
+    app = build_app(api_settings)
     _, key = app.state.guard.keystore.create("tests", "unlimited")
     with TestClient(app) as client:
         yield client, key

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
-from coinlake.api.app import create_app
+from coinlake.api.factory import build_app
 from coinlake.contract import landing_prefix, utc_now
 from coinlake.pipeline import Pipeline
 from coinlake.settings import load_settings
@@ -26,7 +26,7 @@ def test_a_truncated_lake_file_breaks_only_its_own_answers(tmp_path):
         path = p.lake.path(broken.key)
     with open(path, "r+b") as f:
         f.truncate(50)
-    app = create_app(settings)  # starts: the damage does not stop the server
+    app = build_app(settings)  # starts: the damage does not stop the server
     _, key = app.state.guard.keystore.create("t", "unlimited")
     span = {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")}
     try:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from coinlake.api.app import create_app
+from coinlake.api.factory import build_app
 from coinlake.contract import format_ts
 
 
@@ -215,7 +215,7 @@ def test_metrics_can_require_their_own_key(api_settings):
     )
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(settings)) as c:
+    with TestClient(build_app(settings)) as c:
         assert c.get("/metrics").status_code == 401
         assert c.get("/metrics", headers={"x-metrics-key": "s3cret"}).status_code == 200
 
@@ -232,7 +232,7 @@ def test_the_dashboard_page_and_its_assets_are_served_locally(client):
 def test_demo_mode_hands_the_page_a_key_on_the_demo_plan(api_settings):
     from fastapi.testclient import TestClient
 
-    app = create_app(api_settings, demo=True)
+    app = build_app(api_settings, demo=True)
     with TestClient(app) as c:
         page = c.get("/").text
         key = app.state.demo_key

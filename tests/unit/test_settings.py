@@ -129,3 +129,19 @@ def test_load_settings_reads_its_config_file_without_touching_the_environment(tm
     monkeypatch.setattr(settings_module, "TomlConfigSettingsSource", spy)
     assert load_settings(config).interval == 7
     assert during == [None]
+
+
+def test_settings_import_nothing_from_the_api_package():
+    import ast
+
+    import coinlake.settings
+
+    tree = ast.parse(Path(coinlake.settings.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m == "coinlake.api" or m.startswith("coinlake.api.")}
+
+
+def test_cors_origins_are_off_by_default_and_configurable():
+    assert load_settings().api.cors_origins == []
+    assert load_settings(api={"cors_origins": ["https://app.example"]}).api.cors_origins == ["https://app.example"]

@@ -1,9 +1,16 @@
-"""The FastAPI application: `create_app(settings)`.
+"""The FastAPI application: `create_app(settings, catalogue=..., guard=...)`.
 
-One definition of the endpoints. Locally the catalogue runs on DuckDB over the lake (plus
-the stream's tail for fresh prices); API keys and usage plans are checked in-process, as
-API Gateway does on AWS. On AWS (`auth="gateway"`), API Gateway checks them and the
-catalogue runs on Athena (`coinlake.aws.query_athena`).
+One definition of the endpoints, over the parts it is given (as the FastAPI template
+injects its session): the catalogue that answers the questions, the guard that checks API
+keys, usage plans and quotas in-process (as API Gateway does on AWS), and the state store
+that feeds the metrics. `coinlake.api.factory.build_app` builds the local defaults (DuckDB
+over the lake plus the stream's tail); on AWS (`auth="gateway"`, no guard) API Gateway
+checks keys and the catalogue runs on Athena (`coinlake.aws.query_athena`).
+
+Beyond the routes, the app answers HEAD on every GET route (`head.HeadAsGet`), refuses a
+repeated query parameter (`deps.single_valued_query`), answers CORS for the configured
+`api.cors_origins` only, serves /docs and /redoc from its own files (`docs.py`), and
+documents in its OpenAPI exactly the errors it sends (`openapi.py`).
 """
 
 from __future__ import annotations
@@ -14,24 +21,24 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coinlake import __version__
-from coinlake.api import errors
-from coinlake.api.guard import flush_periodically, open_guard
+from coinlake.api import docs, errors, openapi
+from coinlake.api.deps import single_valued_query
+from coinlake.api.guard import Guard, flush_periodically
+from coinlake.api.head import HeadAsGet
 from coinlake.api.keys import KeyStoreError
 from coinlake.api.metrics import Metrics, MetricsMiddleware
 from coinlake.api.routes import compat, meta, prices
 from coinlake.api.routes.meta import STATIC
-from coinlake.api.security import GatewayKey, require_key
+from coinlake.api.security import API_KEY_HEADER_NAME, GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
 from coinlake.query.engine import QueryError
-from coinlake.query.engines import DuckDBEngine
-from coinlake.query.tail import StreamTail
 from coinlake.settings import Settings
 from coinlake.state import StateStore
-from coinlake.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -46,33 +53,30 @@ Send your API key in the `x-api-key` header (`coinlake keys create --name me`). 
 def create_app(
     settings: Settings,
     *,
-    demo: bool = False,
+    catalogue: Catalogue,
+    guard: Guard | None = None,
+    state: StateStore | None = None,
     recent_alerts: Callable[[int], list[dict[str, Any]]] | None = None,
-    catalogue: Catalogue | None = None,
+    demo: bool = False,
     auth: Literal["keys", "gateway"] = "keys",
 ) -> FastAPI:
-    """Build the app and open what it reads (lake, rollups, stream tail, key store).
+    """The app serving `catalogue`, with keys checked by `guard`.
+
+    The caller owns the parts and closes them after the server stopped (`build_app` puts
+    that in `app.state.close`). `auth="gateway"` (behind API Gateway, which checks keys,
+    usage plans and quotas itself): no guard; requests only need an x-api-key header.
+    `state`: the pipeline's counters for /metrics (None: request metrics only).
+    `recent_alerts(limit)`: the notifications /v1/alerts shows (None: none).
 
     `demo=True` creates a fresh key on the rate-limited `demo` plan and hands it to the
     dashboard page, so the demo needs no key; never use it on a public address.
-
-    `catalogue`: answer from this catalogue (e.g. on Athena) instead of DuckDB over the lake
-    and the stream's tail. `auth="gateway"` (behind API Gateway, which checks keys, usage
-    plans and quotas itself): requests only need an x-api-key header, and the app opens no
-    file at all (no key store, state store or stream tail; Lambda's disk is read-only).
     """
     if auth not in ("keys", "gateway"):
         raise ValueError(f"auth must be 'keys' or 'gateway', got {auth!r}")
-    gateway = auth == "gateway"
-    if gateway and demo:
+    if (guard is None) != (auth == "gateway"):
+        raise ValueError("auth='keys' needs a guard; auth='gateway' takes none (API Gateway checks the keys)")
+    if guard is None and demo:
         raise ValueError("the demo key needs the app's own key store (auth='keys')")
-    state = None if gateway else StateStore(settings.state_path)
-    if catalogue is None:
-        catalogue = Catalogue(
-            DuckDBEngine(Storage(settings.lake), Storage(settings.rollups)),
-            tail=None if gateway else StreamTail(settings.stream_path),
-        )
-    guard = None if gateway else open_guard(settings.api_db_path, settings.api.plans)
     demo_key = _demo_key(guard.keystore) if guard is not None and (demo or settings.api.demo_key) else None
     metrics = Metrics(state)
 
@@ -94,29 +98,41 @@ def create_app(
                 await flusher
             guard.flush()  # quotas survive a restart
 
-    def close() -> None:
-        """Release the files the app holds; for its owner, after the server stopped."""
-        if guard is not None:
-            guard.close()
-        catalogue.close()
-        if state is not None:
-            state.close()
-
-    app = FastAPI(title="coinlake", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="coinlake",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(single_valued_query)],
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.catalogue = catalogue
     app.state.guard = guard
     app.state.metrics = metrics
     app.state.demo_key = demo_key
     app.state.recent_alerts = recent_alerts or (lambda limit: [])
-    app.state.close = close
+    app.state.close = lambda: None  # the owner of the parts replaces it (`build_app`)
     errors.install(app)
     key = GatewayKey() if guard is None else require_key(guard)
     app.include_router(prices.router(key))
     app.include_router(compat.router(key))
     app.include_router(meta.router(key))
+    app.include_router(docs.router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.api.cors_origins:  # off by default: browsers on other origins get no CORS headers
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api.cors_origins),
+            allow_methods=["GET", "HEAD"],
+            allow_headers=[API_KEY_HEADER_NAME],
+            expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+            max_age=600,
+        )
+    app.add_middleware(HeadAsGet)
     return app
 
 

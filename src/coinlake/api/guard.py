@@ -2,7 +2,8 @@
 
 `Guard.check(api_key)` answers in a few microseconds with no disk access:
 
-- no key: 401 `missing_api_key`; unknown or revoked key: 403 `invalid_api_key`;
+- no key: 401 `missing_api_key`; unknown or revoked key: 403 `invalid_api_key` (a key
+  created a moment ago by another process is known at once: `KeyStore.verify`);
 - quota used up for the current UTC DAY/MONTH: 429 `quota_exceeded`, `Retry-After` =
   seconds to the next period;
 - bucket empty: 429 `rate_limited`, `Retry-After` = seconds until one token is back.
@@ -51,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coinlake.api.keys import KeyInfo, KeyStore
-from coinlake.api.plans import UsagePlan
+from coinlake.plans import UsagePlan
 from coinlake.state import connect, transaction
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,9 @@ class Guard:
 
     # ------------------------------------------------------------ hot path
     def check(self, api_key: str | None) -> Decision:
+        """Admit or refuse one request. The key's surrounding whitespace is ignored (a key
+        pasted with a trailing newline or space is the same key: keys never contain any)."""
+        api_key = api_key.strip() if api_key else api_key
         if not api_key:
             return Decision(401, None, {}, None, "missing API key: send it in the x-api-key header", MISSING_API_KEY)
         key = self.keystore.verify(api_key)

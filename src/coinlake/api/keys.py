@@ -19,12 +19,20 @@ unrelated to the digests stored).
 Other processes (the `coinlake keys` CLI while the server runs) change the table; every
 create/revoke also bumps a revision number, and `verify` re-reads that number at most once
 per `refresh_interval` (one tiny indexed read), reloading the active keys only when it
-moved. So a created or revoked key takes effect in every server process within about
+moved. So a revoked key stops working in every server process within about
 `refresh_interval` seconds, with no database access on the other requests.
+
+A created key works at once: a key missing from memory is looked up by its digest in the
+table (one indexed read) before it is refused. So that random keys cannot hammer SQLite,
+those look-ups are bounded: a digest just found missing is remembered (a small negative
+cache, forgotten when the keys change or after `refresh_interval`), and at most
+`MISS_LOOKUPS_PER_SECOND` look-ups run per second; beyond that, unknown keys are refused
+from memory until the next refresh.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
 import re
@@ -37,7 +45,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from coinlake.api.plans import DEFAULT_PLANS, unknown_plan_message
+from coinlake.plans import DEFAULT_PLANS, unknown_plan_message
 from coinlake.state import connect, transaction
 
 KEY_PREFIX = "cl_"
@@ -45,6 +53,8 @@ SHOWN_CHARS = 7  # "cl_" + 4 characters of the secret, shown by `keys list`
 MAX_KEY_LENGTH = 256  # longer header values are refused without hashing them
 KEY_NAME = re.compile(r"^[\w.@:+-]{1,64}$")
 KEY_ID = re.compile(r"^k_[0-9a-f]{8}$")
+MISS_LOOKUPS_PER_SECOND = 50  # database look-ups of keys missing from memory, per process
+NEGATIVE_CACHE_SIZE = 4096  # digests remembered as missing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -135,6 +145,9 @@ class KeyStore:
         self._cache: dict[str, KeyInfo] = {}
         self._revision = -1
         self._next_check = 0.0
+        self._missing: collections.OrderedDict[str, float] = collections.OrderedDict()  # digest -> when
+        self._lookups = float(MISS_LOOKUPS_PER_SECOND)  # a token bucket of miss look-ups
+        self._lookups_at = time.monotonic()
         self.refresh(force=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -153,13 +166,42 @@ class KeyStore:
     def verify(self, plaintext: str | None) -> KeyInfo | None:
         """The active key `plaintext` is, or None (unknown, revoked, empty or absurd).
 
-        Served from memory: no database access except a revision check at most once per
-        `refresh_interval`."""
+        Served from memory, except a revision check at most once per `refresh_interval` and
+        the bounded look-up of a key missing from memory (a key created a moment ago)."""
         if time.monotonic() >= self._next_check:
             self.refresh()
         if not plaintext or len(plaintext) > MAX_KEY_LENGTH:
             return None
-        return self._cache.get(hash_key(plaintext))
+        digest = hash_key(plaintext)
+        found = self._cache.get(digest)
+        return found if found is not None else self._look_up(digest)
+
+    def _look_up(self, digest: str) -> KeyInfo | None:
+        """A key missing from memory, read from the table (bounded: see the module doc)."""
+        now = time.monotonic()
+        with self._reload_lock:
+            seen = self._missing.get(digest)
+            if seen is not None and now - seen < self.refresh_interval:
+                return None
+            self._lookups = min(
+                MISS_LOOKUPS_PER_SECOND, self._lookups + (now - self._lookups_at) * MISS_LOOKUPS_PER_SECOND
+            )
+            self._lookups_at = now
+            if self._lookups < 1:
+                return None
+            self._lookups -= 1
+            row = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,)
+            ).fetchone()
+            if row is None:
+                self._missing[digest] = now
+                self._missing.move_to_end(digest)
+                while len(self._missing) > NEGATIVE_CACHE_SIZE:
+                    self._missing.popitem(last=False)
+                return None
+            info = _info(row)
+            self._cache = {**self._cache, digest: info}
+            return info
 
     def refresh(self, *, force: bool = False) -> bool:
         """Reload the active keys if another process (or this one) changed them.
@@ -178,6 +220,7 @@ class KeyStore:
             ).fetchall()
             self._cache = {row[0]: _info(row[1:]) for row in rows}
             self._revision = revision
+            self._missing.clear()
             return True
         finally:
             self._reload_lock.release()

@@ -1,15 +1,31 @@
 """Response bodies of the /v1 API (pydantic: documented in the OpenAPI, validated on the way out).
 
-Prices are exact decimals serialised as JSON strings (`"91234.56"`), times are UTC ISO-8601.
+Prices are exact decimals serialised as JSON strings in plain notation (`"91234.56"`,
+`"0.00000001"`, never `"1E-8"`: `coinlake.contract.decimal_text`), times are UTC ISO-8601.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
+
+from coinlake.contract import decimal_text
+
+#: The text of every decimal the API writes: plain notation, no exponent, no trailing zeros.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+
+#: An exact decimal, written as a JSON string by `decimal_text` (never in exponent form).
+Price = Annotated[
+    Decimal,
+    PlainSerializer(decimal_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["91234.56"]}, mode="serialization"),
+]
+
+_EXPONENT = re.compile(r"-?[0-9]+(\.[0-9]+)?[eE][-+]?[0-9]+")
 
 
 class ErrorDetail(BaseModel):
@@ -26,7 +42,7 @@ class LatestPrice(BaseModel):
 
     crypto: str
     currency: str
-    price: Decimal
+    price: Price
     timestamp: dt.datetime
     age_seconds: float = Field(description="Seconds between the observation and this answer.")
     source: Literal["stream", "lake"] = Field(description="`stream`: seen on the stream, not in the lake yet.")
@@ -41,7 +57,7 @@ class PricePoint(BaseModel):
 
     crypto: str
     currency: str
-    price: Decimal
+    price: Price
     timestamp: dt.datetime
     event_id: str
 
@@ -55,10 +71,10 @@ class Candle(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built from the catalogue's dataclasses
 
     start: dt.datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
+    open: Price
+    high: Price
+    low: Price
+    close: Price
     count: int
 
 
@@ -77,12 +93,12 @@ class StatsResponse(BaseModel):
     start: dt.datetime
     end: dt.datetime
     count: int
-    first: Decimal | None
-    last: Decimal | None
-    min: Decimal | None
-    max: Decimal | None
-    mean: Decimal | None
-    change_pct: Decimal | None
+    first: Price | None
+    last: Price | None
+    min: Price | None
+    max: Price | None
+    mean: Price | None
+    change_pct: Price | None
     first_at: dt.datetime | None
     last_at: dt.datetime | None
     min_at: dt.datetime | None
@@ -105,7 +121,7 @@ class CryptosResponse(BaseModel):
 
 class MaxPriceResponse(BaseModel):
     datetime: str = Field(description="When the highest price was first seen (UTC).")
-    amount: str = Field(description="The highest price, as an exact decimal string.")
+    amount: str = Field(pattern=DECIMAL_PATTERN, description="The highest price, as an exact decimal string.")
 
 
 class Alert(BaseModel):
@@ -116,6 +132,12 @@ class Alert(BaseModel):
     text: str
     data: dict[str, Any]
     deliveries: dict[str, Any] = Field(description="Per channel: status (pending, sent, failed), attempts, last error.")
+
+    @field_validator("data")
+    @classmethod
+    def _plain_decimals(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Prices stored in exponent form by older versions (`"1E-8"`) are written plainly."""
+        return {k: decimal_text(v) if isinstance(v, str) and _EXPONENT.fullmatch(v) else v for k, v in data.items()}
 
 
 class AlertsResponse(BaseModel):

@@ -1,45 +1,16 @@
 """FastAPI glue for the guard: the `x-api-key` security scheme that admits or refuses a
-request, and the JSON error shape `{"error": {"code": ..., "message": ...}}`."""
+request (refusals are `coinlake.api.errors.ApiError`, rendered in the API's error shape)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
+from coinlake.api.errors import ApiError
 from coinlake.api.guard import API_KEY_HEADER_NAME, MISSING_API_KEY, Decision, Guard
 from coinlake.api.keys import KeyInfo
 
 API_KEY_DESCRIPTION = "API key from `coinlake keys create`, sent in the x-api-key header (as API Gateway expects)."
-
-
-class ApiError(Exception):
-    """An error answered as `{"error": {"code": ..., "message": ...}}` with `status` and `headers`.
-
-    Register `api_error_handler` for it (`install_error_handler(app)`)."""
-
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=dict(headers or {}))
-
-
-async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-
-def install_error_handler(app: Any) -> None:
-    app.add_exception_handler(ApiError, api_error_handler)
 
 
 class RequireKey(APIKeyHeader):
@@ -99,7 +70,7 @@ def require_key(guard: Guard) -> RequireKey:
 
     Admits the request (returns its KeyInfo and puts the X-RateLimit-*/X-Quota-* headers
     on the response) or raises ApiError (401/403/429 with those headers and Retry-After;
-    `install_error_handler(app)` renders it). Async: it runs on the event loop, never in
+    `coinlake.api.errors.install` renders it). Async: it runs on the event loop, never in
     the thread pool. Make it once per app and reuse the instance."""
     return RequireKey(guard)
 

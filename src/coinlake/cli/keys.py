@@ -17,10 +17,10 @@ from rich.table import Table
 
 from coinlake.api.guard import QuotaStore, api_db_path, quota_period
 from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
-from coinlake.api.plans import DEFAULT_PLANS, UsagePlan
 from coinlake.cli.common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
 from coinlake.cli.render import cell, print_table
 from coinlake.datadir import ensure_data_dir, require_data_dir
+from coinlake.plans import DEFAULT_PLANS, UsagePlan
 from coinlake.settings import Settings
 
 keys_app = typer.Typer(

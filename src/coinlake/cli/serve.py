@@ -51,25 +51,17 @@ def serve(
     """Serve the REST API and the dashboard over the lake (without running the pipeline)."""
     api = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(config, data_dir=data_dir, api=api or None)
-    import uvicorn
-
-    from coinlake.api.app import create_app
+    from coinlake.api.factory import build_app
+    from coinlake.serving import serve_forever
 
     with logs.configured(log_format) as out:
         with one_line_errors(settings):
-            app_ = create_app(settings, demo=demo)
+            app_ = build_app(settings, demo=demo)
         url = f"http://{settings.api.host}:{settings.api.port}"
         out.say(f"coinlake API on {url}/docs, dashboard on {url}/", url=url)
         if app_.state.demo_key:
             out.say(f"demo key: {app_.state.demo_key}", demo_key=app_.state.demo_key)
         try:
-            uvicorn.run(
-                app_,
-                host=settings.api.host,
-                port=settings.api.port,
-                log_level="warning",
-                log_config=None,  # uvicorn's records go through the handler of --log-format
-                timeout_keep_alive=30,
-            )
+            serve_forever(app_, settings.api.host, settings.api.port)  # bounded heads, logs via --log-format
         finally:
             app_.state.close()

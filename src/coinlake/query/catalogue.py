@@ -16,7 +16,7 @@ Pure core (no HTTP): `Catalogue(engine, tail=...)` returns typed results and rai
 How each question is read (see `sql.py` for the statements):
 
 - latest: the stream tail (`tail.StreamTail`, fresh within ~50 ms of `put_records`)
-  merged with the lake's newest hour partition per crypto (cached `lake_ttl` seconds).
+  merged with the lake's newest hour partition per crypto (cached: never older than `lake_ttl`).
 - candles 1h/4h/1d, stats, max_price: the hourly rollup for the whole hours of the range
   and the raw partitions of the partial hours at its edges, merged exactly (without
   rollups: raw partitions only). Candles 1m/5m/15m: raw partitions of the range.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
@@ -38,6 +37,7 @@ from typing import Any
 
 from coinlake.contract import utc_now
 from coinlake.query import sql
+from coinlake.query.cache import Cached
 from coinlake.query.engines import Engine, Scope
 from coinlake.query.params import (
     DAY,
@@ -95,13 +95,15 @@ class Catalogue:
         inventory_ttl: float = 5.0,
         background: bool = True,
         now: Callable[[], dt.datetime] = utc_now,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.engine = engine
         self.tail = tail
         self.limits = limits or Limits()
         self._now = now
-        self._lake_latest = _Cached(self._read_lake_latest, lake_ttl, background)
-        self._inventory = _Cached(self._read_inventory, inventory_ttl, background)
+        # bounded by age (`cache.Cached`): never older than the TTL, refreshed ahead when `background`
+        self._lake_latest = Cached(self._read_lake_latest, lake_ttl, background, clock)
+        self._inventory = Cached(self._read_inventory, inventory_ttl, background, clock)
 
     def warm(self) -> None:
         """Read the stream tail and fill the caches now (call it at start-up), so the first
@@ -385,46 +387,3 @@ def _one(parts: dict[dt.datetime, Partial]) -> Partial | None:
 
 def _human(span: dt.timedelta) -> str:
     return f"{span.days} days" if span >= DAY else f"{int(span.total_seconds() // 3600)} hours"
-
-
-class _Cached:
-    """A value recomputed at most every `ttl` seconds. With `background`, a stale value is
-    served while one thread recomputes it (so a slow refresh never delays a request);
-    the first computation is always synchronous."""
-
-    _EMPTY = object()
-
-    def __init__(self, compute: Callable[[], Any], ttl: float, background: bool):
-        self.compute = compute
-        self.ttl = ttl
-        self.background = background
-        self._value: Any = self._EMPTY
-        self._at = 0.0
-        self._lock = threading.Lock()
-        self._running = False
-
-    def get(self) -> Any:
-        if self._value is not self._EMPTY and time.monotonic() - self._at < self.ttl:
-            return self._value
-        if self._value is self._EMPTY or not self.background:
-            with self._lock:
-                if self._value is self._EMPTY or time.monotonic() - self._at >= self.ttl:
-                    self._store(self.compute())
-            return self._value
-        with self._lock:
-            start = not self._running
-            self._running = True
-        if start:
-            threading.Thread(target=self._refresh, name="coinlake-catalogue-refresh", daemon=True).start()
-        return self._value
-
-    def _refresh(self) -> None:
-        try:
-            self._store(self.compute())
-        except Exception:  # keep serving the last value; the next call retries
-            self._at = time.monotonic() - self.ttl
-        finally:
-            self._running = False
-
-    def _store(self, value: Any) -> None:
-        self._value, self._at = value, time.monotonic()

@@ -7,6 +7,7 @@ with a code (`bad_cursor`, `bad_range`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -88,35 +89,63 @@ def decode_cursor(token: str, crypto: str, currency: str) -> tuple[dt.datetime, 
 # ---------------------------------------------------------------------------- times
 
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: The years a time or date parameter may name: the calendar's edges (year 1, year 9999) are
+#: refused as `bad_range` before any arithmetic on them could overflow.
+YEARS = range(1970, 9999)
+
+
+#: The forms of a time parameter, as the OpenAPI document states them (`INSTANT_SCHEMA`):
+#: an RFC 3339 date-time (`T`/`Z` in either case), the same without an offset (UTC), a date
+#: (midnight UTC), or unix seconds. Anything else is refused, so the document is exact.
+_DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:)(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+_LOCAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"
+_UNIX = r"^[0-9]{9,11}(\.[0-9]{1,6})?$"
+INSTANT_SCHEMA = {
+    "anyOf": [{"format": "date-time"}, {"format": "date"}, {"pattern": _LOCAL_TIME}, {"pattern": _UNIX}],
+}
 
 
 def parse_instant(text: str, name: str = "time") -> dt.datetime:
-    """An API time parameter: ISO-8601 (`2026-11-24T04:00:00Z`, an offset, or none: UTC),
-    a date (`2026-11-24`: midnight UTC) or unix seconds. Raises `bad_range`."""
+    """An API time parameter in one of the forms of `INSTANT_SCHEMA`: RFC 3339
+    (`2026-11-24T04:00:00Z`, any offset; a leap second `:60` is the next second), a local
+    ISO time (taken as UTC), a date (`2026-11-24`: midnight UTC) or unix seconds, in the
+    years `YEARS`. Raises `bad_range`."""
     s = text.strip() if isinstance(text, str) else ""
     try:
-        if re.fullmatch(r"\d{9,11}(\.\d{1,6})?", s):
+        if re.fullmatch(_UNIX, s):
             return _EPOCH + dt.timedelta(seconds=float(s))
+        leap = dt.timedelta(0)
+        if m := _DATE_TIME.fullmatch(s):
+            day, hm, sec, frac, zone = m.groups()
+            if sec == "60":
+                sec, leap = "59", dt.timedelta(seconds=1)
+            frac = (frac or "")[:7]  # microseconds: Python reads at most six digits
+            s = f"{day}T{hm}{sec}{frac}{'+00:00' if zone in ('Z', 'z') else zone}"
+        elif not (re.fullmatch(_LOCAL_TIME, s) or _DAY_RE.fullmatch(s)):
+            raise ValueError("not a time")
         t = dt.datetime.fromisoformat(s)
-        if not 1970 <= t.year <= 9998:
+        if t.year not in YEARS:
             raise ValueError("out of range")
-        return as_utc(t)
+        return as_utc(t) + leap
     except (ValueError, OverflowError):
         raise BadRequest("bad_range", f"{name} is not a time like 2026-11-24T04:00:00Z: {str(text)[:40]!r}") from None
 
 
 def parse_day(value: dt.date | str, name: str = "date") -> dt.date:
-    """A `YYYY-MM-DD` date (or a `date`). Raises `bad_range`."""
+    """A `YYYY-MM-DD` date (or a `date`) of a year in `YEARS`. Raises `bad_range`."""
+    day: dt.date | None = None
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str) and _DAY_RE.fullmatch(value.strip()):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise BadRequest("bad_range", f"{name} is not a date like 2026-11-24: {str(value)[:40]!r}")
+        day = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
+    elif isinstance(value, dt.date):
+        day = value
+    elif isinstance(value, str) and _DAY_RE.fullmatch(value.strip()):
+        with contextlib.suppress(ValueError):
+            day = dt.date.fromisoformat(value.strip())
+    if day is None:
+        raise BadRequest("bad_range", f"{name} is not a date like 2026-11-24: {str(value)[:40]!r}")
+    if day.year not in YEARS:
+        raise BadRequest("bad_range", f"{name} is out of range (years {YEARS.start} to {YEARS.stop - 1}): {day}")
+    return day
 
 
 def as_utc(t: dt.datetime) -> dt.datetime:

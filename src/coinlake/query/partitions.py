@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from coinlake import lake as layout
+from coinlake.query.cache import TtlCache
 from coinlake.storage import FileInfo, Storage
 
 HOUR = dt.timedelta(hours=1)
@@ -56,30 +55,6 @@ def months_between(start: dt.datetime, end: dt.datetime) -> list[tuple[int, int]
     return out
 
 
-class _Ttl:
-    """A tiny TTL cache (values computed outside the lock; the last writer wins)."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float]):
-        self.ttl = ttl
-        self.clock = clock
-        self._data: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        now = self.clock()
-        hit = self._data.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        value = compute()
-        with self._lock:
-            self._data[key] = (now, value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
 class LakeIndex:
     """Partition files of a lake (and of its rollups, if any)."""
 
@@ -93,7 +68,7 @@ class LakeIndex:
     ):
         self.lake = lake
         self.rollups = rollups
-        self._cache = _Ttl(ttl, clock)
+        self._cache = TtlCache(ttl, clock)
 
     def invalidate(self) -> None:
         self._cache.clear()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
-from coinlake.contract import format_ts
+from coinlake.contract import decimal_text, format_ts
 
 # ---------------------------------------------------------------------------- errors
 
@@ -106,7 +106,7 @@ class MaxPrice:
 
     def as_seed(self) -> dict[str, str]:
         """The seed's `/max_price` answer: `{"datetime": "2026-11-24T04:00:00.000Z", "amount": "91234.56"}`."""
-        return {"datetime": format_ts(self.datetime), "amount": f"{self.amount:f}"}
+        return {"datetime": format_ts(self.datetime), "amount": decimal_text(self.amount)}
 
 
 # ---------------------------------------------------------------------------- partial aggregates

@@ -75,18 +75,18 @@ class StreamTail:
 
     def refresh(self, force: bool = False) -> int:
         """Read the records after the last one seen; returns how many were read. Without
-        `force`, does nothing if the last refresh was less than `min_interval` ago or
-        another thread is refreshing right now."""
+        `force`, does nothing if the last refresh began less than `min_interval` ago. If
+        another thread is refreshing, waits for it (and does not read again) rather than
+        answer with what it is replacing: `latest` is never older than `min_interval`
+        plus one read."""
         now = self._clock()
         if not force and now - self._checked < self.min_interval:
             return 0
-        if not self._lock.acquire(blocking=force):
-            return 0
-        try:
+        with self._lock:
+            if not force and self._checked >= now:  # another thread refreshed meanwhile
+                return 0
             self._checked = now
             return self._read_new()
-        finally:
-            self._lock.release()
 
     def close(self) -> None:
         with self._lock:

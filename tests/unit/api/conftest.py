@@ -12,7 +12,7 @@ import pytest
 
 from coinlake.api.guard import Guard, QuotaStore
 from coinlake.api.keys import KeyStore
-from coinlake.api.plans import UsagePlan, merge_plans
+from coinlake.plans import UsagePlan, merge_plans
 
 
 def utc(iso: str) -> float:

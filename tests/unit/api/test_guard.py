@@ -243,3 +243,10 @@ def test_concurrent_checks_never_admit_more_than_the_bucket(make_guard, plans):
         t.join()
     assert sum(admitted) == 1000
     guard.close()
+
+
+@pytest.mark.parametrize("pad", [" {} ", "{}\t", "\n{}", " \t{}\r\n"])
+def test_a_key_with_surrounding_whitespace_is_the_same_key(guard, pad):
+    _, key = guard.keystore.create("padded", "slow")
+    assert guard.check(pad.format(key)).status == 200
+    assert guard.check(pad.format("")).status == 401

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from coinlake.api.keys import (
+    MISS_LOOKUPS_PER_SECOND,
     DuplicateKeyNameError,
     InvalidKeyNameError,
     KeyNotFoundError,
@@ -102,7 +103,38 @@ def test_verify_touches_no_database_between_refreshes(db: Path):
         for _ in range(1000):
             assert store.verify(key) is not None
             assert store.verify("cl_unknown") is None
-        assert statements == []
+        # the unknown key is looked up once (it might have been created a moment ago), then remembered as missing
+        assert len(statements) == 1 and "WHERE key_hash = " in statements[0]
+    finally:
+        store.close()
+
+
+def test_a_key_created_by_another_process_works_at_once(db: Path):
+    server = KeyStore(db, refresh_interval=60)  # a running server that will not refresh for a minute
+    cli = KeyStore(db, refresh_interval=60)  # `coinlake keys create`
+    try:
+        assert server.verify("cl_warm-up") is None
+        info, key = cli.create("fresh")
+        assert server.verify(key) == info
+        assert server.verify(f"{key}x") is None
+    finally:
+        cli.close()
+        server.close()
+
+
+def test_random_keys_cannot_hammer_the_database(db: Path):
+    store = KeyStore(db, refresh_interval=60)
+    try:
+        lookups: list[str] = []
+        store._reader.set_trace_callback(lambda sql: lookups.append(sql) if "WHERE key_hash = " in sql else None)
+        started = time.monotonic()
+        for i in range(5000):
+            assert store.verify(f"cl_random-{i}") is None
+        elapsed = time.monotonic() - started
+        assert len(lookups) <= MISS_LOOKUPS_PER_SECOND * (1 + elapsed) + 1
+        for _ in range(100):  # one key tried again and again: remembered as missing
+            store.verify("cl_random-0")
+        assert len(lookups) <= MISS_LOOKUPS_PER_SECOND * (1 + time.monotonic() - started) + 1
     finally:
         store.close()
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import Field, ValidationError
 
-from coinlake.api.plans import DEFAULT_PLANS, ApiSettings, UsagePlan, merge_plans
+from coinlake.plans import DEFAULT_PLANS, ApiSettings, UsagePlan, merge_plans
 from coinlake.settings import Settings
 
 

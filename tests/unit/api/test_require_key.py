@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
+from coinlake.api.errors import install_error_handler
 from coinlake.api.guard import Decision, Guard, flush_periodically
 from coinlake.api.keys import KeyInfo
-from coinlake.api.security import install_error_handler, require_key, require_key_decision
+from coinlake.api.security import require_key, require_key_decision
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from coinlake.api import models
-from coinlake.api.errors import KEYED_ERRORS
-from coinlake.api.routes.prices import CODE, CatalogueDep
-from coinlake.api.security import ApiError
+from coinlake.api.deps import CatalogueDep
+from coinlake.api.errors import KEYED_ERRORS, ApiError
+from coinlake.api.routes.prices import CODE
 
 Day = Annotated[dt.date, Query(description="YYYY-MM-DD (UTC, inclusive).")]
 

@@ -13,8 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coinlake import __version__
 from coinlake.api import models
-from coinlake.api.errors import KEYED_ERRORS
-from coinlake.api.security import ApiError
+from coinlake.api.errors import BAD_PARAMETERS, KEYED_ERRORS, ApiError
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
@@ -31,7 +30,7 @@ def router(require_key) -> APIRouter:
         tags=["meta"],
         summary="Prometheus metrics (no key, or `x-metrics-key` when `api.metrics_key` is set)",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {}}}, 401: KEYED_ERRORS[401]},
+        responses={200: {"content": {"text/plain": {}}}, 400: BAD_PARAMETERS, 401: KEYED_ERRORS[401]},
     )
     async def metrics(
         request: Request, x_metrics_key: Annotated[str | None, Header(max_length=200)] = None

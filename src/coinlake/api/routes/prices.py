@@ -5,27 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from coinlake.api import models
+from coinlake.api.deps import CatalogueDep
 from coinlake.api.errors import KEYED_ERRORS
-from coinlake.query.catalogue import Catalogue, parse_instant
+from coinlake.query.catalogue import parse_instant
+from coinlake.query.params import INSTANT_SCHEMA
 
 CODE = r"^[A-Za-z0-9]{1,12}$"
 Crypto = Annotated[str, Query(pattern=CODE, description="Crypto code, e.g. BTC.")]
 Currency = Annotated[str, Query(pattern=CODE, description="Quote currency.")]
+_INSTANT = "An RFC 3339 time (e.g. 2026-11-24T04:00:00Z), a time without offset (UTC), a date or unix seconds."
 Start = Annotated[
-    str | None, Query(max_length=40, description="ISO-8601 UTC start (inclusive), e.g. 2026-11-24T00:00:00Z.")
+    str, Query(max_length=40, json_schema_extra=INSTANT_SCHEMA, description=f"Start (inclusive). {_INSTANT}")
 ]
-End = Annotated[str | None, Query(max_length=40, description="ISO-8601 UTC end (exclusive); default now.")]
-
-
-async def catalogue(request: Request) -> Catalogue:
-    """Async on purpose: FastAPI runs a sync dependency in its thread pool, a cost per request."""
-    return request.app.state.catalogue
-
-
-CatalogueDep = Annotated[Catalogue, Depends(catalogue)]
+End = Annotated[
+    str, Query(max_length=40, json_schema_extra=INSTANT_SCHEMA, description=f"End (exclusive); default now. {_INSTANT}")
+]
 
 
 def _when(value: str | None, name: str) -> dt.datetime | None:

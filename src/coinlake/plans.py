@@ -1,5 +1,8 @@
 """Usage plans (API Gateway's shape) and the `[api]` settings section.
 
+Outside `coinlake.api` on purpose: `settings.py` reads this section without importing the
+web application (FastAPI, the guard, the key store).
+
 A usage plan is what API Gateway calls one: a steady request rate with a burst (a token
 bucket per key: `burst_limit` tokens, refilled at `rate_limit` tokens per second) and an
 optional quota of requests per UTC calendar DAY or MONTH. Plans come from settings:
@@ -129,6 +132,10 @@ class ApiSettings(BaseModel):
     metrics_key: SecretStr | None = Field(None, description="Key that may read /metrics (None: metrics closed).")
     max_range_days: int = Field(31, ge=1, le=3660, description="Widest time range one query may ask for, in days.")
     max_page: int = Field(1000, ge=1, le=100_000, description="Most rows one response returns.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (e.g. `https://app.example.com`) whose browsers may call the API (CORS); none by default.",
+    )
     flush_interval: float = Field(
         1.0, gt=0, le=60, description="Seconds between quota/last-used flushes to disk (the cross-process lag)."
     )
