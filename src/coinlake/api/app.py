@@ -22,7 +22,7 @@ from coinlake.api import errors
 from coinlake.api.guard import flush_periodically, open_guard
 from coinlake.api.keys import KeyStoreError
 from coinlake.api.metrics import Metrics, MetricsMiddleware
-from coinlake.api.routes import compat, meta, prices
+from coinlake.api.routes import compat, live, meta, pipeline, prices
 from coinlake.api.routes.meta import STATIC
 from coinlake.api.security import GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
@@ -115,6 +115,13 @@ def create_app(
     app.include_router(prices.router(key))
     app.include_router(compat.router(key))
     app.include_router(meta.router(key))
+    if guard is not None:  # live stream and pipeline health: local only (they read the data directory)
+        app.state.pipeline_health = pipeline.HealthMonitor(settings)
+        app.state.live = live.LiveHub(catalogue, app.state.recent_alerts, app.state.pipeline_health)
+        app.state.begin_shutdown = app.state.live.close
+        live.install_uvicorn_exit_hook()
+        app.include_router(live.router(key))
+        app.include_router(pipeline.router(key))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
