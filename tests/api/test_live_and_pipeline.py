@@ -147,6 +147,19 @@ def test_streams_per_key_are_bounded():
     hub.admit(hub.issue(key))
 
 
+def test_a_token_of_a_key_revoked_since_is_refused():
+    from coinlake.api.keys import KeyInfo
+
+    revoked: set[str] = set()
+    hub = LiveHub(FakeCatalogue(), lambda n: [], is_active=lambda kid: kid not in revoked)
+    key = KeyInfo("k2", "me", "default", "cl_abc", dt.datetime.now(dt.UTC))
+    token = hub.issue(key)
+    revoked.add("k2")
+    with pytest.raises(ApiError) as exc:
+        hub.admit(token)
+    assert exc.value.status == 403
+
+
 @pytest.fixture
 def served(api_settings):
     app = create_app(api_settings)

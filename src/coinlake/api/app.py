@@ -117,7 +117,12 @@ def create_app(
     app.include_router(meta.router(key))
     if guard is not None:  # live stream and pipeline health: local only (they read the data directory)
         app.state.pipeline_health = pipeline.HealthMonitor(settings)
-        app.state.live = live.LiveHub(catalogue, app.state.recent_alerts, app.state.pipeline_health)
+        app.state.live = live.LiveHub(
+            catalogue,
+            app.state.recent_alerts,
+            app.state.pipeline_health,
+            is_active=lambda key_id: key_id in guard.keystore.active_ids(),
+        )
         app.state.begin_shutdown = app.state.live.close
         live.install_uvicorn_exit_hook()
         app.include_router(live.router(key))

@@ -71,6 +71,7 @@ class LiveHub:
         recent_alerts: Callable[[int], list[dict[str, Any]]],
         pipeline_health=None,
         *,
+        is_active: Callable[[str], bool] = lambda key_id: True,
         max_streams_per_key: int = MAX_STREAMS_PER_KEY,
         max_streams: int = MAX_STREAMS,
         heartbeat: float = HEARTBEAT,
@@ -79,6 +80,7 @@ class LiveHub:
         self.catalogue = catalogue
         self.recent_alerts = recent_alerts
         self.pipeline_health = pipeline_health
+        self.is_active = is_active
         self.max_streams_per_key = max_streams_per_key
         self.max_streams = max_streams
         self.heartbeat = heartbeat
@@ -110,6 +112,8 @@ class LiveHub:
             if entry is None or entry[1] <= self.clock():
                 raise ApiError(401, "invalid_token", "unknown, used or expired token: get a new one")
             key = entry[0]
+            if not self.is_active(key.id):
+                raise ApiError(403, "invalid_api_key", "the token's API key was revoked")
             if self._open.get(key.id, 0) >= self.max_streams_per_key:
                 raise ApiError(
                     429,
@@ -256,8 +260,10 @@ def router(require_key) -> APIRouter:
         response_class=StreamingResponse,
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "An event stream; see the description."},
-            401: KEYED_ERRORS[401],
-            429: KEYED_ERRORS[429],
+            400: KEYED_ERRORS[400],
+            401: {**KEYED_ERRORS[401], "description": "Missing, unknown, used or expired token."},
+            403: {**KEYED_ERRORS[403], "description": "The token's API key was revoked since."},
+            429: {**KEYED_ERRORS[429], "description": "Too many open streams for this key or this server."},
             503: {**KEYED_ERRORS[429], "description": "The server is shutting down; retry later."},
         },
     )

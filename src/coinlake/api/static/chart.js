@@ -13,6 +13,7 @@ export const VALID_INTERVALS = {
   86400: ["5m", "15m", "1h"],
   604800: ["15m", "1h", "4h"],
 };
+const EMPTY_RETRY_MS = 10000;
 const DEFAULT_INTERVAL = { 900: "1m", 3600: "1m", 21600: "5m", 86400: "15m", 604800: "1h" };
 
 const el = (id) => document.getElementById(id);
@@ -83,6 +84,9 @@ export class CandleChart {
       el("chart").dataset.interval = interval;
       el("candle-count").textContent = `${candles.length} candles`;
       if (fit) this.chart.timeScale().fitContent();
+      // Nothing in the lake for this range yet (a new pipeline): look again soon, not in 10 min.
+      clearTimeout(this.emptyRetry);
+      if (!candles.length) this.emptyRetry = setTimeout(() => this.refresh(true), EMPTY_RETRY_MS);
     } catch (error) {
       if (request !== this.request) return;
       this.showError(`Could not refresh the chart: ${error.message}. Showing older data.`);
