@@ -162,6 +162,9 @@ class BackgroundServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        hook = getattr(getattr(self.app, "state", None), "begin_shutdown", None)
+        if callable(hook):  # end long-lived responses (live streams) that uvicorn would wait for
+            hook()
         server.should_exit = True
         thread.join(timeout)
         if thread.is_alive():

@@ -32,7 +32,7 @@ from coinlake.api.guard import Guard, flush_periodically
 from coinlake.api.head import HeadAsGet
 from coinlake.api.keys import KeyStoreError
 from coinlake.api.metrics import Metrics, MetricsMiddleware
-from coinlake.api.routes import compat, meta, prices
+from coinlake.api.routes import compat, live, meta, pipeline, prices
 from coinlake.api.routes.meta import STATIC
 from coinlake.api.security import API_KEY_HEADER_NAME, GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
@@ -120,6 +120,18 @@ def create_app(
     app.include_router(compat.router(key))
     app.include_router(meta.router(key))
     app.include_router(docs.router())
+    if guard is not None:  # live stream and pipeline health: local only (they read the data directory)
+        app.state.pipeline_health = pipeline.HealthMonitor(settings)
+        app.state.live = live.LiveHub(
+            catalogue,
+            app.state.recent_alerts,
+            app.state.pipeline_health,
+            is_active=lambda key_id: key_id in guard.keystore.active_ids(),
+        )
+        app.state.begin_shutdown = app.state.live.close
+        live.install_uvicorn_exit_hook()
+        app.include_router(live.router(key))
+        app.include_router(pipeline.router(key))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
