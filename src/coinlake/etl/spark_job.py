@@ -92,6 +92,14 @@ def read_landing(spark: Any, landing_uri: str, paths: list[str] | None = None) -
     return reader.option("recursiveFileLookup", "true").load(landing_uri).select("path", "content")
 
 
+def paths_of(frame: Any, column: str) -> list[str]:
+    """The distinct object paths in `column` of a DataFrame of landing lines (the Glue
+    job's bookmarked read); [] when it has none (an empty read has no columns)."""
+    if column not in frame.columns:
+        return []
+    return sorted(str(r[0]) for r in frame.select(column).distinct().collect() if r[0])
+
+
 def run_spark_etl(
     landing_uri: str,
     lake_uri: str,
