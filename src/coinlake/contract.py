@@ -80,6 +80,11 @@ def parse_ts(value: str) -> dt.datetime:
         raise ContractError("bad_timestamp", f"not a valid time: {value!r} ({exc})") from None
 
 
+#: A landing object's key under the landing root: Firehose's default layout (UTC),
+#: `YYYY/MM/DD/HH/<name>`; the ETL (either engine) ignores any other key.
+LANDING_KEY = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/._][^/]*")
+
+
 def landing_prefix(t: dt.datetime) -> str:
     """Firehose's default key prefix, `YYYY/MM/DD/HH`, in UTC."""
     return t.astimezone(dt.UTC).strftime("%Y/%m/%d/%H")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from coinlake import lake as layout
+from coinlake.contract import LANDING_KEY
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
 from coinlake.etl.lock import EtlLock
@@ -58,8 +58,6 @@ COUNTERS = ("files", "records", "written", "duplicates", "rejected")
 #: The lock that keeps writers of one local lake apart, whichever data dir they run from.
 LAKE_LOCK = "_coinlake-etl.lock"
 
-#: Firehose's default key layout (UTC): `YYYY/MM/DD/HH/<name>`; anything else is ignored.
-LANDING_KEY = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/._][^/]*")
 #: Files fetched concurrently from an object store (small files: latency dominates).
 READ_GROUP = 32
 #: Landing bytes parsed together when every file in the group is canonical (see parse_files).

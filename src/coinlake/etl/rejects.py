@@ -24,7 +24,7 @@ class Rejects:
     written only if the dead-letter area does not hold it yet (a rare, slow check), and
     counted either way.
 
-    One dead letter per reason stands for the file's bad lines (see `_entries`), so garbage
+    One dead letter per reason stands for the file's bad lines (see `grouped`), so garbage
     costs about one capped payload per file and reason, not one entry per line.
     """
 
@@ -53,7 +53,7 @@ class Rejects:
         entries: list[dict] = []
         if new:
             self.state.mark(namespace, [(b.ident, "pending") for b in new])
-            entries = [self.dead_letters.entry(STAGE, r, m, p, **c) for r, m, p, c in _entries(key, new)]
+            entries = [self.dead_letters.entry(STAGE, r, m, p, **c) for r, m, p, c in grouped(key, new)]
             self.dead_letters.append(entries)
         counts = tally(entries)
         for b in found:  # their entries exist; their counts were never added (same transaction as `done`)
@@ -78,12 +78,13 @@ class Rejects:
 MAX_LINES_CHARS = 1024
 
 
-def _entries(key: str, bad: list[BadLine]) -> Iterator[tuple]:
+def grouped(key: str, bad: list[BadLine]) -> Iterator[tuple]:
     """`(reason, message, payload, context)` of the dead letters for one file's bad lines:
     per reason, in line order, as few as `MAX_LINES_CHARS` allows. Each holds the message
     of its first line, `file`, `line` (and `piece`) of its first line, `count`, `lines`
     (`"2-40,42,45.1,45.2"`: idents, runs of whole lines as `a-b`) and, as its payload,
-    its lines' bytes joined by newlines (capped by the dead-letter area)."""
+    its lines' bytes joined by newlines (capped by the dead-letter area). The Spark job
+    makes its dead letters with it too."""
     by_reason: dict[str, list[BadLine]] = {}
     for b in bad:
         by_reason.setdefault(b.reason, []).append(b)

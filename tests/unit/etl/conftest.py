@@ -109,3 +109,18 @@ def make_series():
 @pytest.fixture
 def t0() -> dt.datetime:
     return T0
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole test session; skips without pyspark or java."""
+    import spark_support
+
+    reason = spark_support.missing()
+    if reason:
+        pytest.skip(reason)
+    from coinlake.etl.spark_job import spark_session
+
+    session = spark_session()
+    yield session
+    session.stop()
