@@ -26,8 +26,7 @@ from coinlake.api.routes import compat, meta, prices
 from coinlake.api.routes.meta import STATIC
 from coinlake.api.security import GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
-from coinlake.query.engine import QueryError
-from coinlake.query.engines import DuckDBEngine
+from coinlake.query.protocol import QueryError
 from coinlake.query.tail import StreamTail
 from coinlake.settings import Settings
 from coinlake.state import StateStore
@@ -68,6 +67,8 @@ def create_app(
         raise ValueError("the demo key needs the app's own key store (auth='keys')")
     state = None if gateway else StateStore(settings.state_path)
     if catalogue is None:
+        from coinlake.query.engines import DuckDBEngine  # DuckDB only where it is built (not on Lambda)
+
         catalogue = Catalogue(
             DuckDBEngine(Storage(settings.lake), Storage(settings.rollups)),
             tail=None if gateway else StreamTail(settings.stream_path),

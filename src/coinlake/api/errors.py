@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from coinlake.api.models import ErrorBody
 from coinlake.api.security import error_response, install_error_handler
 from coinlake.query.catalogue import BadRequest
-from coinlake.query.engine import QueryError
+from coinlake.query.protocol import QueryError
 
 
 def _response(description: str) -> dict[str, Any]:
