@@ -3,15 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= coinlake-data
+# Lambda packages: x86_64 (default) or arm64
+ARCH ?= x86_64
 # the demo's simulated prices never share a data dir with live ones
 DEMO_DATA ?= coinlake-demo
 SOURCES := src tests benchmarks scripts
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run test test-fast lint format docs bench clean
+.PHONY: help demo run test test-fast lint format docs bench package lock-lambdas sam-validate clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/coinlake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,5 +59,14 @@ bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/re
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py
 
+package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton)
+	$(BIN)/python scripts/package.py --arch $(ARCH)
+
+lock-lambdas: $(BIN)/coinlake  ## re-pin the Lambda requirements (src/coinlake/aws/requirements/*.in -> *.txt)
+	$(BIN)/python scripts/package.py --lock
+
+sam-validate: $(VENV)/.dev  ## cfn-lint + the SAM translator on template.yaml, offline
+	$(BIN)/pytest -q tests/infra/test_sam_template.py
+
 clean:  ## remove the venv, caches and the demo data dir (never the live one)
-	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DATA) build .pytest_cache .ruff_cache .hypothesis

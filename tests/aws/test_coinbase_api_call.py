@@ -12,7 +12,7 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from coinlake.aws import coinbase_api_call
+from coinlake.aws import coinbase_api_call, producer
 from coinlake.contract import LandingRecord, event_id_for
 from coinlake.sources.auth import CoinbaseAuth
 from coinlake.sources.coinbase import CoinbaseClient
@@ -117,9 +117,7 @@ def test_a_partial_kinesis_failure_resends_only_the_refused_records(
     producer_env, lambda_context, load_event, monkeypatch
 ):
     flaky = FlakyKinesis(boto3.client("kinesis"))
-    monkeypatch.setattr(
-        coinbase_api_call, "KinesisSink", lambda name: KinesisSink(name, client=flaky, backoff_base=0.01)
-    )
+    monkeypatch.setattr(producer, "KinesisSink", lambda name: KinesisSink(name, client=flaky, backoff_base=0.01))
     summary = coinbase_api_call.handler(load_event("eventbridge_schedule.json"), lambda_context)
     assert summary["records"] == 3 and summary["retried_records"] == 1
     assert [len(c) for c in flaky.calls] == [3, 1]

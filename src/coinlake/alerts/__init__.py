@@ -6,7 +6,8 @@
 - `channels`: log, email (SMTP), webhook (signed JSON POST), SNS;
 - `dispatch`: `Dispatcher`, the durable outbox with retries;
 - `store`: `RuleStore` (local state DB, DynamoDB); `engine`: `RuleEngine`;
-- `worker`: `AlertWorker` (local) and `handle_landed_object` (AWS Lambda).
+- `worker`: `AlertWorker` (local) and `handle_landed_object` (one landed object);
+- `landed`: `handle_landed_objects`, the AWS shape's run over one S3 event (the Lambda's body).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _EXPORTS = {
     "dispatch": ("Dispatcher",),
     "engine": ("RuleEngine",),
     "events": ("Notification", "crossing_notification", "file_landed_event"),
+    "landed": ("AlertsIncomplete", "handle_landed_objects"),
     "rules": ("Crossing", "Observation", "RuleState", "evaluate"),
     "store": ("DynamoRuleStore", "RuleStore", "StateRuleStore"),
     "worker": ("AlertWorker", "handle_landed_object", "s3_event_keys"),

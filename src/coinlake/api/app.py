@@ -36,7 +36,7 @@ from coinlake.api.routes import compat, live, meta, pipeline, prices
 from coinlake.api.routes.meta import STATIC
 from coinlake.api.security import API_KEY_HEADER_NAME, GatewayKey, require_key
 from coinlake.query.catalogue import Catalogue
-from coinlake.query.engine import QueryError
+from coinlake.query.protocol import QueryError
 from coinlake.settings import Settings
 from coinlake.state import StateStore
 

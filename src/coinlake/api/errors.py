@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coinlake.api.models import ErrorBody
 from coinlake.query.catalogue import BadRequest
-from coinlake.query.engine import QueryError
+from coinlake.query.protocol import QueryError
 
 
 class ApiError(Exception):

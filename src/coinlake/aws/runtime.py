@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from coinlake.aws.s3 import open_storage
 from coinlake.deadletter import COUNTER_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES, dead_letter_entry
-from coinlake.storage import Storage
 
 #: Lambda's writable folder; the handlers keep their small SQLite files under it.
 DATA_DIR_ENV = "COINLAKE_DATA_DIR"
@@ -94,7 +94,7 @@ class LambdaDeadLetters:
     ):
         self.logger = logger
         self.counters = counters
-        self.storage = Storage(uri) if uri else None
+        self.storage = open_storage(uri) if uri else None
         self.max_payload_bytes = max_payload_bytes
         self.written: list[str] = []
 

@@ -44,9 +44,8 @@ from typing import Any
 from coinlake import lake as layout
 from coinlake.lake import TABLE_NAME
 from coinlake.query import sql
-from coinlake.query.engine import QueryError
-from coinlake.query.engines import Scope
 from coinlake.query.partitions import floor_hour
+from coinlake.query.protocol import QueryError, Scope
 
 __all__ = [
     "AthenaEngine", "AthenaIndex", "AthenaQueryError", "AthenaQueryFailed", "AthenaQueryTimeout",

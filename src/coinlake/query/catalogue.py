@@ -38,7 +38,6 @@ from typing import Any
 from coinlake.contract import utc_now
 from coinlake.query import sql
 from coinlake.query.cache import Cached
-from coinlake.query.engines import Engine, Scope
 from coinlake.query.params import (
     DAY,
     DEFAULT_CANDLE_RANGES,
@@ -53,6 +52,7 @@ from coinlake.query.params import (
     parse_instant,
 )
 from coinlake.query.partitions import HOUR, ceil_hour, floor_hour
+from coinlake.query.protocol import Engine, Scope
 from coinlake.query.results import (
     STATUS,
     BadRequest,

@@ -26,26 +26,12 @@ from coinlake import lake as layout
 from coinlake.contract import format_ts
 from coinlake.lake import PARTITION_COLUMNS, TABLE_NAME
 from coinlake.query.partitions import current_data
+from coinlake.query.protocol import RETRIES, QueryError, vanished
 from coinlake.storage import FileInfo, Storage
 
-#: A query that read a file the ETL has just replaced is retried this many times.
-RETRIES = 5
+__all__ = ["RETRIES", "VIEW_TYPES", "LakeQuery", "QueryError", "QueryResult", "vanished"]
+
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-
-
-class QueryError(Exception):
-    """A query failed; `str(error)` is DuckDB's message in one line, `detail` all of it."""
-
-    def __init__(self, message: str, detail: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.detail = detail or message
-
-    @classmethod
-    def from_duckdb(cls, exc: BaseException) -> QueryError:
-        text = str(exc).strip()
-        lines = text.splitlines()
-        return cls(lines[0] if lines else type(exc).__name__, text)
 
 
 @dataclass(frozen=True)
@@ -211,12 +197,6 @@ class LakeQuery:
 
 def _in_partition(key: str) -> bool:
     return layout.parse_partition_dir(layout.split_key(key)[0]) is not None
-
-
-def vanished(exc: BaseException) -> bool:
-    """Whether a DuckDB error says a file it was given no longer exists (replaced by the ETL)."""
-    text = str(exc)
-    return "No such file" in text or "No files found" in text or "Cannot open file" in text
 
 
 def _literal(value: str) -> str:

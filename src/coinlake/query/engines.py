@@ -1,4 +1,8 @@
-"""Query engines behind the catalogue: one protocol, DuckDB locally, Athena on AWS.
+"""Query engines behind the catalogue: DuckDB locally here, Athena on AWS (`query.athena`).
+
+The protocol (`Engine`, `Scope`, `QueryError`) lives in `query.protocol`, which imports no
+engine; it is re-exported here for old imports. Importing this module loads DuckDB and
+pyarrow: import it only where a `DuckDBEngine` is built.
 
 An engine runs a compiled `sql.Statement` (its own dialect) over a `Scope` (a crypto and
 a time range) and returns plain Python rows: `Decimal` for prices and sums, `int` for
@@ -17,36 +21,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
 from coinlake.query import sql
-from coinlake.query.engine import RETRIES, LakeQuery, QueryError, vanished
+from coinlake.query.engine import LakeQuery
 from coinlake.query.partitions import LakeIndex
+from coinlake.query.protocol import RETRIES, Engine, QueryError, Scope, vanished
 from coinlake.storage import Storage
 
-
-@dataclass(frozen=True)
-class Scope:
-    """What a statement may read: one crypto, times in [start, end) (None: unbounded)."""
-
-    crypto: str
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-
-
-class Engine(Protocol):
-    dialect: str
-    index: LakeIndex
-    has_rollups: bool
-    #: Pagination reads growing windows starting at this width (None: the whole range at once).
-    page_window: dt.timedelta | None
-
-    def fetch(self, stmt: sql.Statement, values: Mapping[str, Any], scope: Scope) -> list[tuple[Any, ...]]: ...
-
-    def close(self) -> None: ...
+__all__ = ["DuckDBEngine", "Engine", "Scope"]
 
 
 class DuckDBEngine:
