@@ -11,10 +11,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from coinlake.api.app import create_app
+from coinlake.api.errors import ApiError
+from coinlake.api.factory import build_app
 from coinlake.api.routes.live import LiveHub
 from coinlake.api.routes.pipeline import HealthMonitor
-from coinlake.api.security import ApiError
 from coinlake.query.results import CryptoInfo, Latest
 from coinlake.serving import BackgroundServer
 
@@ -162,7 +162,7 @@ def test_a_token_of_a_key_revoked_since_is_refused():
 
 @pytest.fixture
 def served(api_settings):
-    app = create_app(api_settings)
+    app = build_app(api_settings)
     _, key = app.state.guard.keystore.create(f"live-{time.monotonic_ns()}", "default")
     server = BackgroundServer(app, lifespan="on").start()
     try:

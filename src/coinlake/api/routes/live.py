@@ -40,9 +40,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from coinlake.api.errors import KEYED_ERRORS
+from coinlake.api.errors import KEYED_ERRORS, ApiError
 from coinlake.api.keys import KeyInfo
-from coinlake.api.security import ApiError
 from coinlake.contract import decimal_text
 
 TOKEN_TTL = 60.0
