@@ -33,9 +33,10 @@ demo: $(BIN)/coinlake  ## run the whole pipeline on the built-in simulator, then
 run: $(BIN)/coinlake  ## run the pipeline against the live Coinbase API (Ctrl-C stops it)
 	$(BIN)/coinlake run --source coinbase --data-dir $(DATA)
 
-lint: $(VENV)/.dev  ## ruff check + format check
+lint: $(VENV)/.dev  ## ruff check + format check + mypy over src
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
 
 test: lint  ## lint, then every test
 	$(BIN)/pytest

@@ -325,6 +325,8 @@ def glue_table(
 
     `kind` "raw": `spot_prices` at the lake's root `location`; "rollup": `candles_1h` under
     `location`, the rollups' root (the table lives in its `candles_1h/` folder)."""
+    columns: tuple[Column, ...]
+    partitions: tuple[str, ...]
     if kind == RAW:
         columns, partitions, default = LAKE_FILE_COLUMNS, PARTITION_COLUMNS, TABLE_NAME
         root = _location(location)

@@ -106,6 +106,7 @@ def crossing_notification(rule: AlertRule, crossing: Crossing, *, now: dt.dateti
         "event_id": crossing.event_id,
     }
     if crossing.condition == "move":
+        assert crossing.reference_price is not None and crossing.move_pct is not None  # a move has both
         data["reference_price"] = decimal_text(crossing.reference_price)
         data["move_pct"] = f"{crossing.move_pct.quantize(Decimal('1e-6')):f}"  # signed, in %
         data["window_seconds"] = rule.window_seconds

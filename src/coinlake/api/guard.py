@@ -191,13 +191,14 @@ class _Count:
 class _Plan:
     """A plan with its header strings precomputed."""
 
-    __slots__ = ("plan", "rate", "burst", "quota", "burst_s", "quota_s")
+    __slots__ = ("plan", "rate", "burst", "has_quota", "quota", "burst_s", "quota_s")
 
     def __init__(self, plan: UsagePlan):
         self.plan = plan
         self.rate = float(plan.rate_limit)
         self.burst = float(plan.burst_limit)
-        self.quota = plan.quota_limit
+        self.has_quota = plan.quota_limit is not None
+        self.quota: int = plan.quota_limit or 0  # meaningful only with has_quota
         self.burst_s = str(plan.burst_limit)
         self.quota_s = str(plan.quota_limit)
 
@@ -243,9 +244,10 @@ class Guard:
                 403, key, {}, None, f"this key's usage plan {key.plan!r} is not configured here", INVALID_API_KEY
             )
         now = self.clock()
-        count = qkey = None
+        count: _Count | None = None
+        qkey: tuple[str, str] = ("", "")
         period_end = 0.0
-        if p.quota is not None:
+        if p.has_quota:
             label, _, period_end = self._period(p.plan.quota_period, now)
             qkey = (key.id, label)
             count = self._counts.get(qkey) or self._load_count(qkey)
@@ -362,8 +364,8 @@ class Guard:
                 if store is None:
                     c.base += n  # memory only: the count itself is the total
             for k, total in totals.items():
-                if (c := self._counts.get(k)) is not None:
-                    c.base = total  # includes this batch and the other processes' flushes
+                if (held := self._counts.get(k)) is not None:
+                    held.base = total  # includes this batch and the other processes' flushes
             stale = [k for k, c in self._counts.items() if not c.pending and not (k[1] in current and k[0] in active)]
             for k in stale:
                 del self._counts[k]

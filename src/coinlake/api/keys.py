@@ -240,7 +240,7 @@ class KeyStore:
             name=name,
             plan=plan,
             prefix=plaintext[:SHOWN_CHARS],
-            created_at=_dt(time.time()),
+            created_at=dt.datetime.fromtimestamp(time.time(), dt.UTC),
         )
         try:
             with self._lock, transaction(self._con) as con:
@@ -324,4 +324,4 @@ def _dt(t: float | None) -> dt.datetime | None:
 
 def _info(row: tuple) -> KeyInfo:
     kid, name, plan, prefix, created, revoked, last_used = row
-    return KeyInfo(kid, name, plan, prefix, _dt(created), _dt(revoked), _dt(last_used))
+    return KeyInfo(kid, name, plan, prefix, dt.datetime.fromtimestamp(created, dt.UTC), _dt(revoked), _dt(last_used))

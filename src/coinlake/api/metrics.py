@@ -27,8 +27,8 @@ class PipelineCollector:
         yield events
         if self.extra is not None:
             gauges = GaugeMetricFamily("coinlake_pipeline_gauge", "Pipeline gauges by name.", labels=["name"])
-            for name, value in self.extra().items():
-                gauges.add_metric([name], value)
+            for name, gauge in self.extra().items():
+                gauges.add_metric([name], gauge)
             yield gauges
 
 

@@ -210,7 +210,7 @@ class _Pass:
         files = [f for f in landing.list() if LANDING_KEY.fullmatch(f.key)]
         written = 0
         for _files, _count, table in _batches(landing, files, rejects, max_records):
-            written += self.load(table, only=wanted)  # type: ignore[arg-type]
+            written += self.load(table, only=wanted)
         self.state.set(REPAIR_KEY, [])
         self.state.incr("etl.repaired", written)
         log.warning("rebuilt %d partition(s): %d rows put back from the landing zone", len(wanted), written)
@@ -285,11 +285,11 @@ def _unchanged(info: FileInfo, bookmark: str | None) -> bool:
 
 def _batches(
     landing: Storage, pending: list[FileInfo], rejects: Rejects, max_records: int
-) -> Iterator[tuple[list[FileInfo], int, pa.Table]]:
+) -> Iterator[tuple[list[_Read], int, pa.Table]]:
     """Parse files in key order; yield (files, valid records, their distinct rows as a
     table) whenever the records reach `max_records`, then at the end. Bad lines are
     dead-lettered as they are found. A file's bookmark is the size of the bytes parsed."""
-    files: list[FileInfo] = []
+    files: list[_Read] = []
     rows = Rows()
     group: list[tuple[FileInfo, bytes]] = []
     size = lines = 0
@@ -310,7 +310,7 @@ def _batches(
         yield files, rows.count, to_table(rows)
 
 
-def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[FileInfo], rejects: Rejects) -> None:
+def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[_Read], rejects: Rejects) -> None:
     for (info, data), bad in zip(group, parse_files([d for _, d in group], rows), strict=True):
         if bad:
             rejects.reject(info.key, bad)

@@ -98,7 +98,7 @@ def partitions_of(table: pa.Table) -> list[Partition]:
         return []
     columns = list(layout.PARTITION_COLUMNS)
     keys = table.select(columns).group_by(columns).aggregate([])
-    return sorted(tuple(row[c] for c in columns) for row in keys.to_pylist())  # type: ignore[misc]
+    return sorted((row["crypto"], row["year"], row["month"], row["day"], row["hour"]) for row in keys.to_pylist())
 
 
 # ------------------------------------------------------------------------- compute

@@ -145,7 +145,7 @@ def _dead_letters(key: str, bad: list[Any], cap: int) -> list[tuple[str, str, in
     from coinlake.deadletter import dead_letter_entry
     from coinlake.etl.rejects import STAGE, grouped
 
-    out = []
+    out: list[tuple[str, str, int, str | None]] = []
     for reason, message, payload, context in grouped(key, bad):
         entry = dead_letter_entry(STAGE, reason, message, payload, max_payload_bytes=cap, **context)
         out.append((key, KIND_REJECT, int(entry["count"]), json.dumps(entry, default=str, separators=(",", ":"))))

@@ -85,7 +85,7 @@ class LakeIndex:
 
     def hour_files(self, crypto: str, start: dt.datetime, end: dt.datetime) -> list[str]:
         """URLs of the current data files of `crypto`'s hours overlapping [start, end), in time order."""
-        out = []
+        out: list[str] = []
         for h in hours_between(start, end):
             folder = layout.partition_dir(crypto, h.year, h.month, h.day, h.hour)
             if self.lake.local:
@@ -140,7 +140,7 @@ class LakeIndex:
             if start is not None and end is not None:
                 wanted = [ym for ym in months_between(start, end) if ym in have]
             return [r.url(f"{layout.rollup_dir(crypto, y, m)}/{n}") for y, m in wanted for n in have[(y, m)]]
-        out = []
+        out: list[str] = []
         for y, m in months_between(start, end):
             folder = layout.rollup_dir(crypto, y, m)
             out.extend(r.url(f"{folder}/{n}") for n in layout.current_files(_children(r, folder)))

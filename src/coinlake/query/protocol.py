@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from coinlake.query import sql
-    from coinlake.query.partitions import LakeIndex
 
 #: A query that read a file the ETL has just replaced is retried this many times.
 RETRIES = 5
@@ -56,9 +55,23 @@ class Scope:
     end: dt.datetime | None = None
 
 
+class Index(Protocol):
+    """What the catalogue asks about the lake: which cryptos it holds and each one's newest
+    hour (`partitions.LakeIndex` over files, `athena.AthenaIndex` over a query)."""
+
+    def cryptos(self) -> list[str]: ...
+
+    def newest_hour(self, crypto: str) -> dt.datetime | None: ...
+
+    def invalidate(self) -> None: ...
+
+
 class Engine(Protocol):
     dialect: str
-    index: LakeIndex
+
+    @property
+    def index(self) -> Index: ...  # read-only here: each engine has its own kind of index
+
     has_rollups: bool
     #: Pagination reads growing windows starting at this width (None: the whole range at once).
     page_window: dt.timedelta | None

@@ -120,7 +120,7 @@ class Partial(NamedTuple):
     high: Decimal
     low: Decimal
     close: Decimal
-    count: int
+    count: int  # type: ignore[assignment]  # a field named like tuple.count: the statements' column name
     sum: Decimal
     first_at: dt.datetime
     last_at: dt.datetime

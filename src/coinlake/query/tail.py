@@ -135,7 +135,7 @@ class StreamTail:
                 point = _point(seq, data, best if best is not None else self._best)
                 if point is _INVALID:
                     self.skipped += 1
-                elif point is not None:
+                elif isinstance(point, TailPrice):
                     if best is None:
                         best = dict(self._best)
                     best[(point.crypto, point.currency)] = point

@@ -55,7 +55,7 @@ class Rejected:
     pair: str
     reason: str
     message: str
-    payload: str
+    payload: str | dict[str, Any]  # the answer as received, or the record refused after validation
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ class CoinbaseClient:
             parse_amount(amount, self.max_amounts.get(base, self.max_amount))
         except ContractError as exc:
             return Rejected(pair, exc.reason, exc.message, text)
-        return Quote(pair, base, quote, amount, observed_at)
+        return Quote(pair, base, quote, str(amount), observed_at)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter, or the server's Retry-After; capped."""

@@ -123,7 +123,8 @@ def _entry(record: LandingRecord) -> dict[str, Any]:
 
 def _chunks(entries: list[dict[str, Any]]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """(offset, entries) of at most 500 records and 5 MiB (data + partition keys) each."""
-    start, size, chunk = 0, 0, []
+    start, size = 0, 0
+    chunk: list[dict[str, Any]] = []
     for i, e in enumerate(entries):
         n = len(e["Data"]) + len(e["PartitionKey"].encode())
         if chunk and (len(chunk) >= MAX_BATCH_RECORDS or size + n > MAX_BATCH_BYTES):

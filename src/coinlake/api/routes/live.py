@@ -206,7 +206,7 @@ class LiveHub:
             yield f"retry: {RETRY_MS}\n\n"
             while not self.stopping.is_set():
                 now = self.clock()
-                batch = [("prices", self.prices_payload)]
+                batch: list[tuple[str, Callable[[], str | None]]] = [("prices", self.prices_payload)]
                 for name, every, make in (
                     ("alerts", ALERTS_EVERY, self.alerts_payload),
                     ("pipeline", PIPELINE_EVERY, self.pipeline_payload),
@@ -299,7 +299,7 @@ def install_uvicorn_exit_hook() -> None:
     if getattr(original, "_coinlake_hook", False):
         return
 
-    def handle_exit(self, sig, frame):  # type: ignore[no-untyped-def]
+    def handle_exit(self, sig, frame):
         hook = getattr(getattr(getattr(self.config, "app", None), "state", None), "begin_shutdown", None)
         if callable(hook):
             hook()

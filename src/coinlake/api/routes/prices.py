@@ -54,8 +54,8 @@ def router(require_key) -> APIRouter:
     def prices(
         cat: CatalogueDep,
         crypto: Crypto,
-        start: Start = None,
-        end: End = None,
+        start: Start = None,  # type: ignore[assignment]  # optional without `null` in the OpenAPI
+        end: End = None,  # type: ignore[assignment]
         limit: Annotated[int | None, Query(ge=1, le=10_000, description="Page size (default 1000).")] = None,
         cursor: Annotated[str | None, Query(max_length=512, description="Opaque cursor from the last page.")] = None,
         currency: Currency = "USD",
@@ -71,8 +71,8 @@ def router(require_key) -> APIRouter:
         cat: CatalogueDep,
         crypto: Crypto,
         interval: Annotated[Literal["1m", "5m", "15m", "1h", "4h", "1d"], Query(description="Candle width.")] = "1h",
-        start: Start = None,
-        end: End = None,
+        start: Start = None,  # type: ignore[assignment]  # optional without `null` in the OpenAPI
+        end: End = None,  # type: ignore[assignment]
         currency: Currency = "USD",
     ) -> models.CandlesResponse:
         rows = cat.candles(crypto, interval, _when(start, "start"), _when(end, "end"), currency=currency)
@@ -81,7 +81,11 @@ def router(require_key) -> APIRouter:
 
     @r.get("/stats", response_model=models.StatsResponse, summary="First, last, min, max, mean, change %")
     def stats(
-        cat: CatalogueDep, crypto: Crypto, start: Start = None, end: End = None, currency: Currency = "USD"
+        cat: CatalogueDep,
+        crypto: Crypto,
+        start: Start = None,  # type: ignore[assignment]  # optional without `null` in the OpenAPI
+        end: End = None,  # type: ignore[assignment]
+        currency: Currency = "USD",
     ) -> models.StatsResponse:
         s = cat.stats(crypto, _when(start, "start"), _when(end, "end"), currency=currency)
         return models.StatsResponse.model_validate(s)
