@@ -119,11 +119,17 @@ class Clock:
     def now(self) -> float:
         return self.t
 
+    @now.setter
+    def now(self, value: float) -> None:
+        self.t = float(value)
+
     def advance(self, seconds: float) -> None:
         self.t += seconds
 
     def set(self, iso: str) -> None:
-        self.t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+        """To an ISO-8601 time; one without a zone is UTC."""
+        t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        self.t = (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(round(seconds, 6))

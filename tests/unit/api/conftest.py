@@ -14,25 +14,11 @@ from coinlake.api.guard import Guard, QuotaStore
 from coinlake.api.keys import KeyStore
 from coinlake.plans import UsagePlan, merge_plans
 
+from support import Clock
+
 
 def utc(iso: str) -> float:
     return dt.datetime.fromisoformat(iso).replace(tzinfo=dt.UTC).timestamp()
-
-
-class Clock:
-    """A fake epoch clock: call it for the time, `advance` or `set` it."""
-
-    def __init__(self, start: float):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def set(self, iso: str) -> None:
-        self.now = utc(iso)
 
 
 PLANS = merge_plans(

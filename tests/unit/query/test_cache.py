@@ -9,13 +9,7 @@ import pytest
 
 from coinlake.query.cache import Cached, TtlCache
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support import Clock
 
 
 class Source:
@@ -34,7 +28,7 @@ class Source:
 
 @pytest.mark.parametrize("background", [False, True])
 def test_an_entry_older_than_its_ttl_is_never_served_after_an_idle_spell(background):
-    clock, source = Clock(), Source()
+    clock, source = Clock(1000.0), Source()
     cache = Cached(source, ttl=5, background=background, clock=clock)
     assert cache.get() == 1
     clock.now += 48  # idle
@@ -44,7 +38,7 @@ def test_an_entry_older_than_its_ttl_is_never_served_after_an_idle_spell(backgro
 
 
 def test_background_refresh_ahead_never_serves_past_the_ttl_even_when_the_refresh_is_slow():
-    clock, source = Clock(), Source()
+    clock, source = Clock(1000.0), Source()
     cache = Cached(source, ttl=5, background=True, clock=clock)
     assert cache.get() == 1
     source.gate.clear()  # the refresh hangs
@@ -62,7 +56,7 @@ def test_background_refresh_ahead_never_serves_past_the_ttl_even_when_the_refres
 
 
 def test_the_ttl_cache_recomputes_old_entries_and_forgets_them():
-    clock, source = Clock(), Source()
+    clock, source = Clock(1000.0), Source()
     cache = TtlCache(ttl=1, clock=clock)
     assert cache.get("a", source) == 1
     assert cache.get("a", source) == 1
