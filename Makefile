@@ -7,7 +7,7 @@ DATA   ?= coinlake-data
 ARCH ?= x86_64
 # the demo's simulated prices never share a data dir with live ones
 DEMO_DATA ?= coinlake-demo
-SOURCES := src tests benchmarks scripts
+SOURCES := src tests benchmarks scripts glue
 
 .DEFAULT_GOAL := help
 .PHONY: help demo run test test-fast lint format docs bench package lock-lambdas sam-validate clean
