@@ -103,9 +103,24 @@ def server_config(app: Any, host: str = "127.0.0.1", port: int = 0, **options: A
     return uvicorn.Config(app, host=host, port=port, **{**defaults, **options})
 
 
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn waits for open responses before it stops, and a live stream never finishes by
+    itself: on the exit signal (Ctrl-C), end them first (`app.state.begin_shutdown()`)."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        _begin_shutdown(self.config.app)
+        super().handle_exit(sig, frame)
+
+
+def _begin_shutdown(app: Any) -> None:
+    hook = getattr(getattr(app, "state", None), "begin_shutdown", None)
+    if callable(hook):
+        hook()
+
+
 def serve_forever(app: Any, host: str, port: int) -> None:
     """Serve `app` in the foreground until interrupted (`coinlake serve`)."""
-    uvicorn.Server(server_config(app, host, port)).run()
+    _ForegroundServer(server_config(app, host, port)).run()
 
 
 class BackgroundServer:
@@ -162,9 +177,7 @@ class BackgroundServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        hook = getattr(getattr(self.app, "state", None), "begin_shutdown", None)
-        if callable(hook):  # end long-lived responses (live streams) that uvicorn would wait for
-            hook()
+        _begin_shutdown(self.app)  # end long-lived responses (live streams) that uvicorn would wait for
         server.should_exit = True
         thread.join(timeout)
         if thread.is_alive():

@@ -129,7 +129,6 @@ def create_app(
             is_active=lambda key_id: key_id in guard.keystore.active_ids(),
         )
         app.state.begin_shutdown = app.state.live.close
-        live.install_uvicorn_exit_hook()
         app.include_router(live.router(key))
         app.include_router(pipeline.router(key))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -287,23 +287,3 @@ def router(require_key) -> APIRouter:
 
 def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def install_uvicorn_exit_hook() -> None:
-    """Make uvicorn's exit signal (Ctrl-C under `uvicorn.run`) end the live streams first:
-    uvicorn waits for open responses before it stops, and a stream never finishes by itself.
-    Calls `app.state.begin_shutdown()` of the app the server runs, if it has one. Idempotent."""
-    import uvicorn
-
-    original = uvicorn.Server.handle_exit
-    if getattr(original, "_coinlake_hook", False):
-        return
-
-    def handle_exit(self, sig, frame):
-        hook = getattr(getattr(getattr(self.config, "app", None), "state", None), "begin_shutdown", None)
-        if callable(hook):
-            hook()
-        return original(self, sig, frame)
-
-    handle_exit._coinlake_hook = True  # type: ignore[attr-defined]
-    uvicorn.Server.handle_exit = handle_exit  # type: ignore[method-assign]
