@@ -166,7 +166,7 @@ resource "aws_cloudwatch_log_group" "this" {
   tags = var.tags
 }
 
-# Events that failed every retry (S3 invokes asynchronously): kept for 14 days.
+# Events that failed every retry (S3 invokes asynchronously), with their error: kept 14 days.
 resource "aws_sqs_queue" "this" {
   count = local.create_function ? 1 : 0
 
@@ -178,6 +178,7 @@ resource "aws_sqs_queue" "this" {
 }
 
 resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Failed events go to the SQS queue through the event invoke config's on-failure destination (aws_lambda_function_event_invoke_config.this), which records the error too; a dead_letter_config would duplicate it.
   #checkov:skip=CKV_AWS_117:Calls only public AWS endpoints (S3, DynamoDB, SNS); a VPC would add NAT gateways or endpoints without reaching anything private.
   #checkov:skip=CKV_AWS_173:The environment holds names and the rules (thresholds), no secrets; Lambda encrypts it at rest with its AWS-managed key.
   #checkov:skip=CKV_AWS_272:The zip is built reproducibly by `make package` (same inputs, same SHA-256) and uploaded by Terraform; there is no signing profile in this project.
@@ -198,10 +199,6 @@ resource "aws_lambda_function" "this" {
 
   environment {
     variables = local.function_environment
-  }
-
-  dead_letter_config {
-    target_arn = aws_sqs_queue.this[0].arn
   }
 
   tracing_config {
@@ -226,6 +223,15 @@ resource "aws_lambda_function_event_invoke_config" "this" {
   function_name                = aws_lambda_function.this[0].function_name
   maximum_retry_attempts       = 2
   maximum_event_age_in_seconds = 3600
+
+  # An event that failed every retry (or grew too old) is kept with its error.
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.this[0].arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.this]
 }
 
 resource "aws_lambda_permission" "s3" {

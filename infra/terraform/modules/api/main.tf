@@ -26,12 +26,11 @@ locals {
 
   # Everything a deployment serves: a change to any of it makes a new deployment.
   deployment_hash = sha1(jsonencode([
-    aws_api_gateway_resource.health,
-    aws_api_gateway_resource.proxy,
-    aws_api_gateway_method.health,
-    aws_api_gateway_method.proxy,
-    aws_api_gateway_integration.health,
-    aws_api_gateway_integration.proxy,
+    [aws_api_gateway_resource.health.id, aws_api_gateway_resource.proxy.id],
+    [for m in [aws_api_gateway_method.health, aws_api_gateway_method.proxy] :
+    [m.id, m.http_method, m.authorization, m.api_key_required]],
+    [for i in [aws_api_gateway_integration.health, aws_api_gateway_integration.proxy] :
+    [i.id, i.type, i.uri, i.timeout_milliseconds]],
   ]))
 }
 
