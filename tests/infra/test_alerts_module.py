@@ -222,13 +222,14 @@ def _check_function(out: dict[str, Any], name_prefix: str) -> None:
     assert attached == [out["iam_policy_arn"]]
     [inline] = iam.list_role_policies(RoleName=role)["PolicyNames"]
     grants = _grants(iam.get_role_policy(RoleName=role, PolicyName=inline)["PolicyDocument"])
-    log_group = f"/aws/lambda/{out['lambda_function_name']}"
-    assert {(a, r.replace(f":{log_group}:*", ":LOG")) for _, a, r in grants} == {
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    log_streams = f"arn:aws:logs:us-east-1:{account}:log-group:/aws/lambda/{out['lambda_function_name']}:*"
+    assert {(a, r) for _, a, r in grants} == {
         ("s3:GetObject", f"{landing_arn}/*"),
         ("s3:ListBucket", landing_arn),
         ("sqs:SendMessage", out["dead_letter_queue_arn"]),
-        ("logs:CreateLogStream", f"arn:aws:logs:us-east-1:{boto3.client('sts').get_caller_identity()['Account']}:log-group:LOG"),
-        ("logs:PutLogEvents", f"arn:aws:logs:us-east-1:{boto3.client('sts').get_caller_identity()['Account']}:log-group:LOG"),
+        ("logs:CreateLogStream", log_streams),
+        ("logs:PutLogEvents", log_streams),
     }
 
     config = boto3.client("s3").get_bucket_notification_configuration(Bucket=landing)
