@@ -1,7 +1,9 @@
 """The Terraform module `infra/terraform/modules/alerts` applied for real against the moto server.
 
-A root module in tmp_path calls the module; `terraform init/validate/apply` run with the
-offline provider mirror, boto3 checks what was made, the library's `DynamoRuleStore` and
+A root module in tmp_path calls the module with a landing bucket and a placeholder zip for
+the `lambda_triggering_sns` function; `terraform init/validate/apply` run with the offline
+provider mirror, boto3 checks what was made (the function, its role, the bucket
+notification and the invoke permission included), the library's `DynamoRuleStore` and
 `SnsChannel` use it, a second plan shows no drift, and `destroy` removes it all.
 """
 
@@ -13,6 +15,7 @@ import os
 import shutil
 import subprocess
 import uuid
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,12 +60,25 @@ variable "alert_emails" {{
   type = list(string)
 }}
 
+variable "package_path" {{
+  type = string
+}}
+
+resource "aws_s3_bucket" "landing" {{
+  bucket        = "${{var.name_prefix}}-landing"
+  force_destroy = true
+}}
+
 module "alerts" {{
   source = "{module}"
 
   name_prefix         = var.name_prefix
   alert_emails        = var.alert_emails
   deletion_protection = false
+  package_path        = var.package_path
+  landing_bucket_name = aws_s3_bucket.landing.id
+  landing_bucket_arn  = aws_s3_bucket.landing.arn
+  btc_threshold       = 100000
   tags                = {{ project = "coinlake", purpose = "test" }}
 }}
 
@@ -184,6 +200,48 @@ def _check_resources(out: dict[str, Any], name_prefix: str) -> None:
     }
 
 
+def _check_function(out: dict[str, Any], name_prefix: str) -> None:
+    """The lambda_triggering_sns function: handler, environment the handler reads, its role's
+    grants, the landing bucket's ObjectCreated notification and S3's permission to invoke."""
+    lam = boto3.client("lambda")
+    fn = lam.get_function_configuration(FunctionName=out["lambda_function_name"])
+    assert fn["FunctionArn"] == out["lambda_function_arn"]
+    assert (fn["Handler"], fn["Runtime"]) == ("coinlake.aws.lambda_triggering_sns.handler", "python3.12")
+    assert fn["Role"] == out["iam_role_arn"]
+    env = fn["Environment"]["Variables"]
+    assert {k: env[k] for k in out["lambda_environment"]} == out["lambda_environment"]
+    assert json.loads(env["COINLAKE_ALERTS__RULES"]) == [
+        {"name": "btc-above-100000", "crypto": "BTC", "above": 100000, "channels": ["sns"]}
+    ]
+
+    landing = f"{name_prefix}-landing"
+    landing_arn = f"arn:aws:s3:::{landing}"
+    iam = boto3.client("iam")
+    role = out["iam_role_arn"].rsplit("/", 1)[1]
+    attached = [a["PolicyArn"] for a in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+    assert attached == [out["iam_policy_arn"]]
+    [inline] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    grants = _grants(iam.get_role_policy(RoleName=role, PolicyName=inline)["PolicyDocument"])
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    log_streams = f"arn:aws:logs:us-east-1:{account}:log-group:/aws/lambda/{out['lambda_function_name']}:*"
+    assert {(a, r) for _, a, r in grants} == {
+        ("s3:GetObject", f"{landing_arn}/*"),
+        ("s3:ListBucket", landing_arn),
+        ("sqs:SendMessage", out["dead_letter_queue_arn"]),
+        ("logs:CreateLogStream", log_streams),
+        ("logs:PutLogEvents", log_streams),
+    }
+
+    config = boto3.client("s3").get_bucket_notification_configuration(Bucket=landing)
+    [target] = config["LambdaFunctionConfigurations"]
+    assert target["LambdaFunctionArn"] == out["lambda_function_arn"]
+    assert target["Events"] == ["s3:ObjectCreated:*"]
+    policy = json.loads(lam.get_policy(FunctionName=out["lambda_function_name"])["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == landing_arn
+
+
 def _check_library_uses_them(out: dict[str, Any], name_prefix: str) -> None:
     # Rule state round trip, including the compare-and-set on the version.
     store = DynamoRuleStore(out["dynamodb_table_name"])
@@ -222,7 +280,11 @@ def _check_library_uses_them(out: dict[str, Any], name_prefix: str) -> None:
 def test_alerts_module_applies_works_and_destroys(tmp_path, aws_env):
     name_prefix = f"cl-{uuid.uuid4().hex[:8]}"
     (tmp_path / "main.tf").write_text(ROOT_MODULE.format(module=MODULE))
-    (tmp_path / "terraform.tfvars.json").write_text(json.dumps({"name_prefix": name_prefix, "alert_emails": EMAILS}))
+    package = tmp_path / "lambda_triggering_sns.zip"
+    with zipfile.ZipFile(package, "w") as z:  # a placeholder: moto never runs it
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    tfvars = {"name_prefix": name_prefix, "alert_emails": EMAILS, "package_path": str(package)}
+    (tmp_path / "terraform.tfvars.json").write_text(json.dumps(tfvars))
     tf = Terraform(tmp_path, aws_env)
 
     tf.run("init", "-backend=false", f"-plugin-dir={PLUGIN_DIR}")
@@ -239,6 +301,7 @@ def test_alerts_module_applies_works_and_destroys(tmp_path, aws_env):
         applied = True
         out = json.loads(tf.run("output", "-json").stdout)["alerts"]["value"]
         _check_resources(out, name_prefix)
+        _check_function(out, name_prefix)
         _check_library_uses_them(out, name_prefix)
 
         # What was applied is what the configuration says: a second plan has nothing to do.
@@ -256,3 +319,5 @@ def test_alerts_module_applies_works_and_destroys(tmp_path, aws_env):
     assert not any(t.startswith(name_prefix) for t in boto3.client("dynamodb").list_tables()["TableNames"])
     assert out["sns_topic_arn"] not in {t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]}
     assert out["iam_policy_arn"] not in {p["Arn"] for p in boto3.client("iam").list_policies(Scope="Local")["Policies"]}
+    functions = {f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]}
+    assert out["lambda_function_name"] not in functions

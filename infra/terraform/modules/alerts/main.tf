@@ -2,8 +2,16 @@ data "aws_caller_identity" "current" {}
 
 data "aws_partition" "current" {}
 
+data "aws_region" "current" {}
+
 locals {
-  account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  account_id   = data.aws_caller_identity.current.account_id
+  account_root = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root"
+
+  # AWS services cannot use the AWS-managed SNS key: publishers such as CloudWatch alarms
+  # and EventBridge rules need the topic on a customer-managed key whose policy lets them.
+  create_kms_key  = length(var.service_publishers) > 0
+  create_function = var.package_path != null
 }
 
 ################################################################################
@@ -14,8 +22,9 @@ resource "aws_sns_topic" "this" {
   name = "${var.name_prefix}-alerts"
 
   # The AWS-managed key: nothing to manage, but only principals of this account can
-  # publish through it (AWS services such as CloudWatch alarms or S3 events cannot).
-  kms_master_key_id = "alias/aws/sns"
+  # publish through it (AWS services such as CloudWatch alarms or S3 events cannot);
+  # with `service_publishers`, the module's own key, which lets them.
+  kms_master_key_id = local.create_kms_key ? aws_kms_key.this[0].arn : "alias/aws/sns"
 
   tags = var.tags
 }
@@ -42,6 +51,28 @@ data "aws_iam_policy_document" "topic" {
     ]
     resources = [aws_sns_topic.this.arn]
   }
+
+  # CloudWatch alarms, EventBridge rules, ... of this account (the monitoring module's).
+  dynamic "statement" {
+    for_each = local.create_kms_key ? [1] : []
+    content {
+      sid       = "ServicesOfThisAccount"
+      effect    = "Allow"
+      actions   = ["SNS:Publish"]
+      resources = [aws_sns_topic.this.arn]
+
+      principals {
+        type        = "Service"
+        identifiers = var.service_publishers
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
 }
 
 resource "aws_sns_topic_policy" "this" {
@@ -62,6 +93,7 @@ resource "aws_sns_topic_subscription" "email" {
 ################################################################################
 
 resource "aws_dynamodb_table" "this" {
+  #checkov:skip=CKV_AWS_119:Encrypted with the AWS-managed DynamoDB key; the table holds rule names, last prices and timestamps (public market data), not worth a customer-managed key's monthly and per-request cost.
   name         = "${var.name_prefix}-alert-rules"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "rule"
@@ -103,6 +135,17 @@ data "aws_iam_policy_document" "this" {
     effect    = "Allow"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.this.arn]
+  }
+
+  # Publishing to a topic on a customer-managed key encrypts with that key.
+  dynamic "statement" {
+    for_each = local.create_kms_key ? [1] : []
+    content {
+      sid       = "TopicKey"
+      effect    = "Allow"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [aws_kms_key.this[0].arn]
+    }
   }
 }
 

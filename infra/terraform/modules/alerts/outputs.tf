@@ -25,3 +25,28 @@ output "lambda_environment" {
     COINLAKE_ALERTS__SNS_TOPIC_ARN = aws_sns_topic.this.arn
   }
 }
+
+output "lambda_function_name" {
+  description = "Name of the Lambda lambda_triggering_sns (null without package_path)."
+  value       = try(aws_lambda_function.this[0].function_name, null)
+}
+
+output "lambda_function_arn" {
+  description = "ARN of the Lambda lambda_triggering_sns (null without package_path)."
+  value       = try(aws_lambda_function.this[0].arn, null)
+}
+
+output "iam_role_arn" {
+  description = "ARN of the Lambda's role (null without package_path)."
+  value       = try(aws_iam_role.this[0].arn, null)
+}
+
+output "dead_letter_queue_arn" {
+  description = "SQS queue of events that failed every retry (null without package_path)."
+  value       = try(aws_sqs_queue.this[0].arn, null)
+}
+
+output "kms_key_arn" {
+  description = "The topic's customer-managed key (null unless service_publishers is set)."
+  value       = try(aws_kms_key.this[0].arn, null)
+}
