@@ -38,8 +38,16 @@ lint: $(VENV)/.dev  ## ruff check + format check + mypy over src
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
-test: lint  ## lint, then every test
-	$(BIN)/pytest
+# checkov lives in a virtual environment of its own (its pins clash with the project's).
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.*'
+
+test: lint $(CHECKOV)  ## lint, then every test
+	COINLAKE_CHECKOV=$(CHECKOV) $(BIN)/pytest
 
 test-fast: $(VENV)/.dev  ## the quick loop: no slow suites, fewer hypothesis examples, no lint
 	$(BIN)/pytest -m "not slow" --hypothesis-profile=fast -q
@@ -60,8 +68,10 @@ bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/re
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py
 
-package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton)
+package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler, and the Glue job's coinlake wheel, into build/
 	$(BIN)/python scripts/package.py --arch $(ARCH)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/glue .
+	@ls -l build/glue/*.whl
 
 lock-lambdas: $(BIN)/coinlake  ## re-pin the Lambda requirements (src/coinlake/aws/requirements/*.in -> *.txt)
 	$(BIN)/python scripts/package.py --lock
@@ -70,4 +80,4 @@ sam-validate: $(VENV)/.dev  ## cfn-lint + the SAM translator on template.yaml, o
 	$(BIN)/pytest -q tests/infra/test_sam_template.py
 
 clean:  ## remove the venv, caches and the demo data dir (never the live one)
-	rm -rf $(VENV) $(DEMO_DATA) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(DEMO_DATA) build .pytest_cache .ruff_cache .hypothesis

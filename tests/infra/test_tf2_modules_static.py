@@ -19,7 +19,8 @@ from support import REPO
 MODULES = REPO / "infra" / "terraform" / "modules"
 NAMES = ["etl", "query", "api", "monitoring", "alerts"]
 PLUGIN_DIR = Path("/opt/tf-plugins")
-CHECKOV = Path(os.environ.get("COINLAKE_CHECKOV", "/work/.checkov/bin/checkov"))
+#: `make test` installs checkov in its own venv and says where; otherwise the repo's `.venv-checkov`.
+CHECKOV = Path(os.environ.get("COINLAKE_CHECKOV", str(REPO / ".venv-checkov" / "bin" / "checkov")))
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 pytestmark = pytest.mark.slow
