@@ -28,8 +28,8 @@ from coinlake.aws.runtime import Counters, LambdaDeadLetters
 from coinlake.contract import LANDING_KEY, landing_prefix
 from coinlake.settings import Settings
 from coinlake.stream.kinesis import KinesisSink
-
 from infra.tf import MODULES, TERRAFORM_MARKS, Terraform, destroy_on_failure
+
 from support import spot
 
 pytestmark = [pytest.mark.slow, *TERRAFORM_MARKS]
@@ -298,8 +298,9 @@ def _check_delivery(out: dict[str, Any], storage: dict[str, Any], stream: dict[s
     assert st["Condition"] == {"StringEquals": {"sts:ExternalId": account}}
     bucket, stream_arn = storage["landing_bucket_arn"], stream["kinesis_stream_arn"]
     log_group_arn = f"arn:aws:logs:us-east-1:{account}:log-group:{out['log_group_name']}"
+    reads = ("DescribeStream", "GetShardIterator", "GetRecords", "ListShards")
     assert _grants(_inline_policy(out["iam_role_arn"])) == {
-        *(("Allow", f"kinesis:{a}", stream_arn) for a in ("DescribeStream", "GetShardIterator", "GetRecords", "ListShards")),
+        *(("Allow", f"kinesis:{a}", stream_arn) for a in reads),
         *(("Allow", f"s3:{a}", bucket) for a in ("GetBucketLocation", "ListBucket", "ListBucketMultipartUploads")),
         *(("Allow", f"s3:{a}", f"{bucket}/*") for a in ("AbortMultipartUpload", "GetObject", "PutObject")),
         ("Allow", "logs:PutLogEvents", f"{log_group_arn}:log-stream:DestinationDelivery"),
