@@ -1,0 +1,197 @@
+"""Helpers for the Terraform tests: terraform in a private working directory with the offline
+provider mirror and a timeout, a moto server of one's own, checkov.
+
+Import as `from infra.tf import ...` (`tests/` is on pytest's pythonpath).
+
+- `Terraform(workdir, endpoint=None)`: runs `terraform ...` in `workdir` with its own data
+  dir and plugin cache; with `endpoint` (a moto server) the provider and boto3-style
+  credentials point there. `run` fails the test on an unexpected exit code or a timeout.
+- `copy_module(name, dest)`: a copy of `infra/terraform/modules/<name>` to init/validate
+  without writing `.terraform/` or a lock file into the repository.
+- `destroy_on_failure(tf)`: a context manager for the body of an apply test: if it raises,
+  `terraform destroy` still runs so the shared moto server is left clean.
+- `moto_server()`: a context manager starting a private `moto_server` on a free port
+  (the session fixture `moto_server` in `tests/conftest.py` is shared by all tests).
+- `checkov_executable()`, `run_checkov(directory)`: checkov if installed, and its JSON summary.
+- `TERRAFORM_MARKS`, `requires_terraform`: skip a module or a test without terraform or the provider mirror.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import REPO, free_port, wait_for_port
+
+MODULES = REPO / "infra" / "terraform" / "modules"
+PLUGIN_DIR = Path(os.environ.get("COINLAKE_TF_PLUGIN_DIR", "/opt/tf-plugins"))
+#: Seconds one terraform command may take by default (an apply against moto is 30-90 s).
+TF_TIMEOUT = 180
+#: Where the shared checkov venv lives on the build machine (`python3 -m venv /work/.checkov`).
+CHECKOV_CANDIDATES = (Path("/work/.checkov/bin/checkov"),)
+
+#: Marks skipping a test without terraform or the provider mirror (for `pytestmark`).
+TERRAFORM_MARKS = [
+    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not on PATH"),
+    pytest.mark.skipif(not PLUGIN_DIR.is_dir(), reason=f"no offline provider mirror at {PLUGIN_DIR}"),
+]
+
+
+def requires_terraform(test: Any) -> Any:
+    """Decorator: `TERRAFORM_MARKS` on one test."""
+    for mark in TERRAFORM_MARKS:
+        test = mark(test)
+    return test
+
+
+class Terraform:
+    """Runs terraform in one working directory with a private data dir and plugin cache."""
+
+    def __init__(self, workdir: Path, endpoint: str | None = None, *, timeout: float = TF_TIMEOUT):
+        self.workdir = workdir
+        self.timeout = timeout
+        cache = workdir / ".plugin-cache"
+        cache.mkdir(exist_ok=True)
+        cli_config = workdir / ".terraformrc"
+        cli_config.write_text(f'plugin_cache_dir = "{cache}"\n')
+        self.env = {
+            **os.environ,
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "TF_DATA_DIR": str(workdir / ".terraform"),
+            "TF_CLI_CONFIG_FILE": str(cli_config),
+            "TF_PLUGIN_CACHE_DIR": str(cache),
+            "CHECKPOINT_DISABLE": "1",
+        }
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "TF_LOG", "TF_WORKSPACE"):
+            self.env.pop(name, None)
+        if endpoint is not None:
+            self.env.update(
+                {
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "AWS_REGION": "us-east-1",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                    "AWS_ACCESS_KEY_ID": "test",
+                    "AWS_SECRET_ACCESS_KEY": "test",
+                }
+            )
+
+    def run(
+        self, *args: str, ok: tuple[int, ...] = (0,), timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`terraform ARGS -no-color`; fails the test unless the exit code is in `ok`."""
+        limit = timeout or self.timeout
+        try:
+            proc = subprocess.run(
+                ["terraform", *args, "-no-color"],
+                cwd=self.workdir,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=limit,
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+            pytest.fail(f"terraform {' '.join(args)} timed out after {limit}s\nstdout (tail):\n{out[-4000:]}")
+        if proc.returncode not in ok:
+            pytest.fail(
+                f"terraform {' '.join(args)} exited {proc.returncode}\n"
+                f"stderr:\n{proc.stderr}\nstdout (tail):\n{proc.stdout[-4000:]}"
+            )
+        return proc
+
+    def init(self) -> None:
+        self.run("init", "-backend=false", f"-plugin-dir={PLUGIN_DIR}")
+
+    def outputs(self) -> dict[str, Any]:
+        """`terraform output -json`, as {name: value}."""
+        return {k: v["value"] for k, v in json.loads(self.run("output", "-json").stdout).items()}
+
+    def destroy_quietly(self) -> None:
+        """`terraform destroy`, ignoring its outcome (cleanup after a failure)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                ["terraform", "destroy", "-auto-approve", "-no-color"],
+                cwd=self.workdir, env=self.env, capture_output=True, timeout=self.timeout, check=False,
+            )  # fmt: skip
+
+
+@contextlib.contextmanager
+def destroy_on_failure(tf: Terraform) -> Iterator[None]:
+    """Run the body; if it raises (a failed check, a timeout), destroy what was applied."""
+    try:
+        yield
+    except BaseException:
+        tf.destroy_quietly()
+        raise
+
+
+def copy_module(name: str, dest: Path) -> Path:
+    """Copy `modules/<name>` (its .tf files and README) to `dest/<name>`; returns the copy."""
+    target = dest / name
+    shutil.copytree(MODULES / name, target, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    return target
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A private moto server on a free loopback port; yields its endpoint URL."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def checkov_executable() -> str | None:
+    """checkov from `$CHECKOV`, the shared venv, or PATH; None if there is none."""
+    if os.environ.get("CHECKOV"):
+        return os.environ["CHECKOV"]
+    for candidate in CHECKOV_CANDIDATES:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("checkov")
+
+
+def run_checkov(directory: Path, *, timeout: float = 300) -> dict[str, Any]:
+    """checkov's terraform scan of `directory`: {"passed", "failed", "skipped": counts,
+    "failures": ["CKV_x resource", ...], "skips": {(check_id, resource): reason}}."""
+    exe = checkov_executable()
+    assert exe is not None, "no checkov"
+    proc = subprocess.run(
+        [exe, "-d", str(directory), "--framework", "terraform", "--skip-download", "-o", "json"],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        pytest.fail(f"checkov exited {proc.returncode}\nstderr:\n{proc.stderr[-4000:]}")
+    report = json.loads(proc.stdout)
+    if isinstance(report, list):  # one entry per framework
+        report = next(r for r in report if r.get("check_type") == "terraform")
+    if "results" not in report:  # nothing to scan: checkov prints a bare summary
+        return {"passed": 0, "failed": 0, "skipped": 0, "failures": [], "skips": {}}
+    results = report["results"]
+    return {
+        "passed": len(results.get("passed_checks", [])),
+        "failed": len(results.get("failed_checks", [])),
+        "skipped": len(results.get("skipped_checks", [])),
+        "failures": [f"{c['check_id']} {c['resource']}" for c in results.get("failed_checks", [])],
+        "skips": {
+            (c["check_id"], c["resource"]): (c.get("check_result", {}).get("suppress_comment") or "")
+            for c in results.get("skipped_checks", [])
+        },
+    }
