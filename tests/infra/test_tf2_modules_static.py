@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from infra.tf import checkov_executable
+
 from support import REPO
 
 MODULES = REPO / "infra" / "terraform" / "modules"
 NAMES = ["etl", "query", "api", "monitoring", "alerts"]
 PLUGIN_DIR = Path("/opt/tf-plugins")
-#: `make test` installs checkov in its own venv and says where; otherwise the repo's `.venv-checkov`.
-CHECKOV = Path(os.environ.get("COINLAKE_CHECKOV", str(REPO / ".venv-checkov" / "bin" / "checkov")))
+#: `make test` installs checkov in its own venv and says where (see `infra.tf.checkov_executable`).
+CHECKOV = Path(checkov_executable() or REPO / ".venv-checkov" / "bin" / "checkov")
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 pytestmark = pytest.mark.slow

@@ -37,7 +37,8 @@ PLUGIN_DIR = Path(os.environ.get("COINLAKE_TF_PLUGIN_DIR", "/opt/tf-plugins"))
 #: Seconds one terraform command may take by default (an apply against moto is 30-90 s).
 TF_TIMEOUT = 180
 #: Where the shared checkov venv lives on the build machine (`python3 -m venv /work/.checkov`).
-CHECKOV_CANDIDATES = (Path("/work/.checkov/bin/checkov"),)
+#: Where `make test` installs checkov (a venv of its own: its pins clash with the project's).
+CHECKOV_CANDIDATES = (Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov",)
 
 #: Marks skipping a test without terraform or the provider mirror (for `pytestmark`).
 TERRAFORM_MARKS = [
@@ -159,9 +160,10 @@ def moto_server() -> Iterator[str]:
 
 
 def checkov_executable() -> str | None:
-    """checkov from `$CHECKOV`, the shared venv, or PATH; None if there is none."""
-    if os.environ.get("CHECKOV"):
-        return os.environ["CHECKOV"]
+    """checkov from `$COINLAKE_CHECKOV` (set by `make test`), the repo's `.venv-checkov`, or
+    PATH; None if there is none."""
+    if os.environ.get("COINLAKE_CHECKOV"):
+        return os.environ["COINLAKE_CHECKOV"]
     for candidate in CHECKOV_CANDIDATES:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
