@@ -10,20 +10,25 @@ DEMO_DATA ?= coinlake-demo
 SOURCES := src tests benchmarks scripts glue
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run test test-fast lint format docs bench package lock-lambdas sam-validate clean
+.PHONY: help demo run test test-fast lint format docs bench package lock lock-lambdas sam-validate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(BIN)/coinlake: pyproject.toml
+# constraints.txt: the versions tested together (`make lock` rewrites it). Without it pip's
+# resolver backtracks for many minutes over the AWS SDK's tightly pinned botocore.
+$(BIN)/coinlake: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	@touch $@
 
 $(VENV)/.dev: $(BIN)/coinlake
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
+
+lock: $(VENV)/.dev  ## re-pin constraints.txt to what the dev venv holds (after changing dependencies)
+	$(BIN)/pip freeze --exclude-editable | grep -v '^coinlake' > constraints.txt
 
 demo: $(BIN)/coinlake  ## run the whole pipeline on the built-in simulator, then query it
 	$(BIN)/coinlake run --source simulated --interval 1 --duration 20 --buffer-interval 5 --etl-interval 5 --port 0 --data-dir $(DEMO_DATA)
