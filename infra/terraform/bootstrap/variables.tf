@@ -32,12 +32,6 @@ variable "noncurrent_version_expiration_days" {
   }
 }
 
-variable "noncurrent_versions_to_keep" {
-  description = "Newest overwritten versions kept whatever their age (the expiration above applies to the rest)."
-  type        = number
-  default     = 10
-}
-
 variable "force_destroy" {
   description = "Whether `terraform destroy` may delete the bucket with every state in it. Keep false; tests set true."
   type        = bool

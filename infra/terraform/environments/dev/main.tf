@@ -35,7 +35,8 @@ locals {
     var.extra_usage_plans,
   )
 
-  alert_emails = distinct(concat(var.endpoint == null ? [] : [var.endpoint], var.alert_emails))
+  # The seed's single `endpoint` and the list; empty ones dropped (the workflow passes an unset variable as "").
+  alert_emails = distinct(compact(concat([var.endpoint], var.alert_emails)))
 
   # The api module names its REST API `<name_prefix>-api`; CloudWatch's API Gateway metrics
   # are keyed by that name (ApiName), not by the id.

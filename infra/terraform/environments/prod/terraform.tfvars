@@ -2,8 +2,9 @@
 environment = "prod"
 region      = "eu-west-1"
 
-# Alerts: SNS mails a confirmation link to each address; nothing arrives until it is clicked.
-endpoint      = "coinlake-alerts@example.com"
+# Alerts: the address comes from `-var endpoint=you@example.com` or TF_VAR_endpoint (the deploy
+# workflow sets it from the environment's ALERT_EMAIL variable), so no address lives in git.
+# SNS mails it a confirmation link; nothing arrives until it is clicked.
 btc_threshold = 100000
 
 # Nothing stateful goes away with a stray destroy.
