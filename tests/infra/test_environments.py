@@ -228,8 +228,8 @@ def state_bucket(moto_server, tmp_path_factory):
         applied = True
         out = {k: v["value"] for k, v in json.loads(tf.run("output", "-json").stdout).items()}
         yield out, moto_server
-        tf.run("plan", "-detailed-exitcode")  # still what the configuration says
-        tf.run("destroy", "-auto-approve")
+        tf.run("plan", "-detailed-exitcode", timeout=300)  # still what the configuration says
+        tf.run("destroy", "-auto-approve", timeout=300)
         applied = False
     finally:
         if applied:
@@ -309,7 +309,7 @@ def _backend_round_trip(tf: Terraform, bucket: str) -> None:
     key = "coinlake/dev/terraform.tfstate"
     s3 = boto3.client("s3")
     state = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    assert state["resources"][0]["instances"][0]["attributes"]["input"] == "2"
+    assert state["resources"][0]["instances"][0]["attributes"]["input"] == {"value": "2", "type": "string"}
     versions = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
     assert len([v for v in versions if v["Key"] == key]) >= 2  # the older state is kept
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=f"{key}.tflock")  # released
@@ -321,6 +321,11 @@ def _backend_round_trip(tf: Terraform, bucket: str) -> None:
     s3.delete_object(Bucket=bucket, Key=f"{key}.tflock")
     tf.run("plan", "-var", "n=2", "-detailed-exitcode")
     tf.run("destroy", "-auto-approve", "-var", "n=2")
+    # Leave the bucket as bootstrap made it: empty (its destroy then has nothing to empty).
+    listing = s3.list_object_versions(Bucket=bucket)
+    for v in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+    assert not s3.list_object_versions(Bucket=bucket).get("Versions")
 
 
 @pytest.mark.slow
