@@ -73,10 +73,11 @@ bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/re
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py
 
-package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler, and the Glue job's coinlake wheel, into build/
+package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton), and the wheel Glue installs
 	$(BIN)/python scripts/package.py --arch $(ARCH)
-	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/glue .
-	@ls -l build/glue/*.whl
+	rm -rf build/coinlake-*.whl build/lib build/bdist.*
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build .
+	rm -rf build/lib build/bdist.*
 
 lock-lambdas: $(BIN)/coinlake  ## re-pin the Lambda requirements (src/coinlake/aws/requirements/*.in -> *.txt)
 	$(BIN)/python scripts/package.py --lock
