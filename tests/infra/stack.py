@@ -65,20 +65,6 @@ def missing_modules(directory: Path) -> list[str]:
     )
 
 
-def skip_unless_modules_exist(directory: Path) -> None:
-    """Skip the calling test while a module the configuration calls has not landed yet.
-
-    The environments were wired against the interface contract (infra/terraform/README.md)
-    before the modules were written; once they are merged this never skips, and the lead
-    removes the call (and this helper)."""
-    missing = missing_modules(directory)
-    if missing:
-        pytest.skip(
-            f"{directory.relative_to(TERRAFORM_DIR)} calls modules that do not exist yet: "
-            f"{', '.join(missing)} (remove this skip once the modules are merged)"
-        )
-
-
 def copy_tree(dest: Path) -> Path:
     """Copy TERRAFORM_DIR (configurations and modules, keeping their relative paths) under
     `dest`; returns the copy's root."""
@@ -149,14 +135,23 @@ class Terraform:
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"terraform {args[0]} timed out after {timeout}s\nstdout (tail):\n{str(exc.stdout)[-4000:]}")
         if proc.returncode not in ok:
+            out = proc.stdout
+            for marker in ("Terraform used the selected providers", "Note: Objects have changed"):
+                if marker in out:  # a plan with changes: show the changes, not the refresh lines
+                    out = out[out.index(marker) :]
+                    break
             pytest.fail(
                 f"terraform {' '.join(args)} exited {proc.returncode} in {self.workdir}\n"
-                f"stderr:\n{proc.stderr[-6000:]}\nstdout (tail):\n{proc.stdout[-4000:]}"
+                f"stderr:\n{proc.stderr[-6000:]}\nstdout:\n{out[:8000]}"
             )
         return proc
 
     def init_offline(self) -> None:
         self.run("init", "-backend=false", f"-plugin-dir={PLUGIN_DIR}")
+
+    def init_local_state(self) -> None:
+        """Init with the backend the configuration has (a local one, from an override file)."""
+        self.run("init", "-input=false", f"-plugin-dir={PLUGIN_DIR}")
 
     def destroy_quietly(self) -> None:
         """Best-effort destroy after a failed check, so the shared moto server stays clean."""

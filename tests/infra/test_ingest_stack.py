@@ -28,8 +28,8 @@ from coinlake.aws.runtime import Counters, LambdaDeadLetters
 from coinlake.contract import LANDING_KEY, landing_prefix
 from coinlake.settings import Settings
 from coinlake.stream.kinesis import KinesisSink
-from infra.tf import MODULES, TERRAFORM_MARKS, Terraform, destroy_on_failure
 
+from infra.tf import MODULES, TERRAFORM_MARKS, Terraform, destroy_on_failure
 from support import spot
 
 pytestmark = [pytest.mark.slow, *TERRAFORM_MARKS]

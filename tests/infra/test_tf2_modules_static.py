@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from infra.tf import checkov_executable
-
 from support import REPO
 
 MODULES = REPO / "infra" / "terraform" / "modules"

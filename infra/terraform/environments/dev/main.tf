@@ -37,10 +37,6 @@ locals {
 
   # The seed's single `endpoint` and the list; empty ones dropped (the workflow passes an unset variable as "").
   alert_emails = distinct(compact(concat([var.endpoint], var.alert_emails)))
-
-  # The api module names its REST API `<name_prefix>-api`; CloudWatch's API Gateway metrics
-  # are keyed by that name (ApiName), not by the id.
-  rest_api_name = "${local.name_prefix}-api"
 }
 
 module "storage" {
@@ -52,6 +48,7 @@ module "storage" {
   athena_results_expiration_days     = var.athena_results_expiration_days
   logs_expiration_days               = var.logs_expiration_days
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+  deny_insecure_transport            = var.deny_insecure_transport
   tags                               = var.tags
 }
 
@@ -89,6 +86,7 @@ module "source" {
   dead_letter_bucket_arn  = module.storage.landing_bucket_arn
   coinbase_url            = var.coinbase_url
   log_retention_days      = var.log_retention_days
+  log_format              = var.lambda_log_format
   tags                    = var.tags
 }
 
@@ -154,7 +152,9 @@ module "alerts" {
   landing_bucket_arn  = module.storage.landing_bucket_arn
   btc_threshold       = var.btc_threshold
   log_retention_days  = var.log_retention_days
-  tags                = var.tags
+  # CloudWatch alarms and EventBridge (Glue failures) publish to the topic: its own KMS key and policy
+  service_publishers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+  tags               = var.tags
 }
 
 module "monitoring" {
@@ -170,7 +170,7 @@ module "monitoring" {
     module.api.lambda_function_name,
   ]
   glue_job_name           = module.etl.glue_job_name
-  rest_api_name           = local.rest_api_name
+  rest_api_name           = module.api.rest_api_name
   stage_name              = var.stage_name
   iterator_age_ms         = var.iterator_age_ms
   put_records_success_min = var.put_records_success_min

@@ -307,3 +307,15 @@ variable "api_latency_p99_ms" {
   type        = number
   default     = 2000
 }
+
+variable "deny_insecure_transport" {
+  description = "Whether every bucket refuses requests not made over TLS. Keep true on AWS; the tests set false against moto, which ignores policy conditions and would refuse every request."
+  type        = bool
+  default     = true
+}
+
+variable "lambda_log_format" {
+  description = "Log format of the producer Lambda (`JSON` or `Text`); null leaves the Lambda's default (the tests against moto, which does not store it)."
+  type        = string
+  default     = "JSON"
+}
