@@ -87,6 +87,7 @@ module "source" {
   coinbase_url            = var.coinbase_url
   log_retention_days      = var.log_retention_days
   log_format              = var.lambda_log_format
+  use_coinbase_secret     = var.use_coinbase_secret
   tags                    = var.tags
 }
 

@@ -319,3 +319,9 @@ variable "lambda_log_format" {
   type        = string
   default     = "JSON"
 }
+
+variable "use_coinbase_secret" {
+  description = "Whether the producer signs its Coinbase requests with the key in the stack's secret. Put a value in the secret first (`aws secretsmanager put-secret-value`): a secret without one fails every poll."
+  type        = bool
+  default     = false
+}
