@@ -1,18 +1,19 @@
-"""One ETL pass at a time, across processes: an exclusive `flock` on a lock file.
+"""One ETL pass at a time, across processes: an exclusive `filelock.FileLock` (flock).
 
 `coinlake etl` and the ETL worker inside `coinlake run` both rewrite lake partitions;
 the lock makes their passes strictly sequential. A second pass *waits* by default (its
 work is then usually a no-op, since the first pass bookmarked the files); with a
-timeout it raises `EtlBusy` instead. The lock is released by the kernel when the
-holder dies, so a crashed pass never leaves a stale lock behind.
+timeout it raises `EtlBusy` instead. The kernel drops a flock when its holder dies, so a
+crashed pass never leaves a stale lock behind. The holder writes its pid into the lock
+file, for the message a waiting pass gives up with (diagnostics only: the lock is the flock).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 
 class EtlBusy(RuntimeError):
@@ -26,39 +27,22 @@ class EtlLock:
         self.path = Path(path)
         self.timeout = timeout
         self.poll = poll
-        self._fd: int | None = None
+        self._lock = FileLock(self.path, timeout=-1 if timeout is None else timeout, thread_local=False)
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if self.timeout is None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            else:
-                deadline = time.monotonic() + self.timeout
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            raise EtlBusy(f"another ETL pass holds {self.path} (holder: {_holder(fd)})") from None
-                        time.sleep(self.poll)
-            # Who holds it, for diagnostics only (the lock is the flock, not the content).
+            self._lock.acquire(poll_interval=self.poll)
+        except Timeout:
+            raise EtlBusy(f"another ETL pass holds {self.path} (holder: {_holder(self.path)})") from None
+        fd = getattr(getattr(self._lock, "_context", None), "lock_file_fd", None)  # filelock's open file
+        if fd is not None:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
 
     def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+        if self._lock.is_locked:
+            self._lock.release()
 
     def __enter__(self) -> EtlLock:
         self.acquire()
@@ -68,8 +52,8 @@ class EtlLock:
         self.release()
 
 
-def _holder(fd: int) -> str:
+def _holder(path: Path) -> str:
     try:
-        return os.pread(fd, 32, 0).decode().strip() or "unknown"
+        return path.read_text().strip() or "unknown"
     except OSError:
         return "unknown"
