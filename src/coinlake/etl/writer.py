@@ -31,6 +31,8 @@ from coinlake.storage import TEMP_PREFIX, Storage
 log = logging.getLogger(__name__)
 
 COMPRESSION = "snappy"
+#: A folder whose files another writer keeps replacing is listed and read at most this often.
+READ_ATTEMPTS = 10
 
 
 class CorruptFile(Exception):
@@ -62,18 +64,20 @@ def to_parquet_bytes(table: pa.Table) -> bytes:
 def read_folder(storage: Storage, folder: str, schema: pa.Schema) -> tuple[pa.Table | None, list[str]]:
     """The rows of a folder's current files (`lake.current_files`) and every file name in it.
     The table is None when the folder has no data file. Raises CorruptFile."""
-    names = storage.names(folder)
-    tables = []
-    for name in layout.current_files(names):
-        key = f"{folder}/{name}"
+    for _ in range(READ_ATTEMPTS):
+        names = storage.names(folder)
         try:
-            data = storage.read(key)
-        except FileNotFoundError:  # replaced since the listing: only by another writer
-            return read_folder(storage, folder, schema)
-        tables.append(parquet_table(storage, key, data, schema))
-    if not tables:
-        return None, names
-    return (pa.concat_tables(tables) if len(tables) > 1 else tables[0]), names
+            tables = [_read(storage, f"{folder}/{name}", schema) for name in layout.current_files(names)]
+        except FileNotFoundError:  # replaced since the listing (only by another writer): list again
+            continue
+        if not tables:
+            return None, names
+        return (pa.concat_tables(tables) if len(tables) > 1 else tables[0]), names
+    raise OSError(f"{storage.url(folder)} kept changing while it was read ({READ_ATTEMPTS} attempts)")
+
+
+def _read(storage: Storage, key: str, schema: pa.Schema) -> pa.Table:
+    return parquet_table(storage, key, storage.read(key), schema)
 
 
 def replace_folder(storage: Storage, folder: str, table: pa.Table, names: list[str], *, now: float) -> str:
