@@ -64,7 +64,11 @@ format: $(VENV)/.dev  ## apply ruff's fixes and formatting
 docs: $(VENV)/.dev  ## regenerate the README's CLI reference from the live --help
 	$(BIN)/python scripts/cli_reference.py
 
-bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/results/)
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench  ## run the benchmarks (prints figures, writes benchmarks/results/)
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/etl.py
 	$(BIN)/python benchmarks/guard.py

@@ -1,7 +1,7 @@
 """Crash benchmark: SIGKILL `coinlake run` at random moments many times, then check that
 the lake holds every record the stream acknowledged, exactly once.
 
-    .venv/bin/python benchmarks/crash.py [--trials 100] [--seed N] [--max-delay 3]
+    .venv/bin/python benchmarks/crash.py [--trials 200] [--seed N] [--max-delay 3]
 
 Prints the figures and writes benchmarks/results/crash.json. The test suite runs the
 same check with 20 trials (tests/integration/test_crash.py).
@@ -25,7 +25,7 @@ from clirun import CRASH_RUN_ARGS, cli, crash_trials, lake_event_ids, landing_ra
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     ap.add_argument("--max-delay", type=float, default=3.0)
     args = ap.parse_args()
