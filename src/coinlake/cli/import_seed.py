@@ -26,9 +26,10 @@ def import_seed(
     """Import the seed's landing bucket (its Firehose's output) into the lake, exactly once.
 
     Reads its records as the seed wrote them (concatenated, `USD <amount> ` prefixes and
-    all); a second import adds nothing. Records are mapped to landing records (source seed-import), written to the landing zone
-    and loaded by one ETL pass; what cannot be read goes to the dead letters with its file and
-    offset. Holds the data directory's run lock: not while `coinlake run` uses it."""
+    all); a second import adds nothing. Records become landing records (source
+    seed-import), written to the landing zone and loaded by one ETL pass; what cannot be
+    read goes to the dead letters with its file and offset. Holds the data directory's
+    run lock: not while `coinlake run` uses it."""
     settings = settings_or_exit(config, data_dir=data_dir)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
