@@ -21,6 +21,8 @@ from coinlake.lake import CODE, PRICE_SCALE
 SOURCE_COINBASE = "coinbase"
 #: The `source` label of prices from the built-in simulator (`--source simulated`).
 SOURCE_SIMULATOR = "simulator"
+#: The `source` label of prices brought in from the seed's own landing bucket (`coinlake import-seed`).
+SOURCE_SEED_IMPORT = "seed-import"
 #: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 

@@ -310,7 +310,7 @@ def test_max_price_the_seed_question(athena):
     )  # fmt: skip
     got = cat.max_price("BTC", "2026-11-24", "2026-11-24")
     assert got == MaxPrice(dt.datetime(2026, 11, 24, 13, 37, 0, 250000, tzinfo=UTC), Decimal("91999.99"))
-    assert got.as_seed() == {"datetime": "2026-11-24T13:37:00.250Z", "amount": "91999.99"}
+    assert got.as_seed() == {"datetime": "2026-11-24 13:37:00.250", "amount": "91999.99"}
     # a whole day is whole hours: the rollup alone answers it
     assert athena.executions()[1]["Query"] == sql.statement("partials_rollup", sql.ATHENA, sql.ALL).sql
 

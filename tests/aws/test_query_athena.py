@@ -90,7 +90,7 @@ def test_the_seed_max_price_endpoint_through_the_lambda(lambda_env, lambda_conte
     )  # fmt: skip
     resp = query_athena.handler(event, lambda_context)
     assert resp["statusCode"] == 200, resp["body"]
-    assert body(resp) == {"datetime": "2026-11-17T09:41:12.345Z", "amount": "93210.5"}
+    assert body(resp) == {"datetime": "2026-11-17 09:41:12.345", "amount": "93210.5"}  # the seed's shape
     (_, ex) = lambda_env.executions()
     assert ex["ExecutionParameters"][0] == "'BTC'"
     assert ex["ExecutionParameters"][-2:] == [
@@ -105,6 +105,42 @@ def test_the_seed_max_price_endpoint_through_the_lambda(lambda_env, lambda_conte
     lambda_env.answer([["ETH", "2026-11-30 23:00:00.000"]], [])
     resp = query_athena.handler(event, lambda_context)
     assert resp["statusCode"] == 404 and body(resp)["error"]["code"] == "no_data"
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"coin": "BTC'--", "start_date": "2026-11-01", "end_date": "2026-11-30"}, "bad_parameter"),
+        ({"coin": "BTC", "start_date": "2026-02-30", "end_date": "2026-11-30"}, "bad_range"),
+        ({"coin": "BTC", "start_date": "30/11/2026", "end_date": "2026-11-30"}, "bad_parameter"),
+        ({"coin": "BTC", "start_date": "2026-11-30", "end_date": "2026-11-01"}, "bad_range"),
+        ({"coin": "BTC", "end_date": "2026-11-30"}, "bad_parameter"),
+        (None, "bad_parameter"),  # API Gateway sends null without a query string
+    ],
+)
+def test_bad_max_price_input_is_a_400_before_any_query(lambda_env, lambda_context, load_event, query, code):
+    # where the seed's Lambda raised (a 502 from API Gateway) or built SQL from the input
+    event = load_event("apigw_prices_latest.json")
+    event["path"], event["pathParameters"] = "/max_price", {"proxy": "max_price"}
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = None if query is None else {k: [v] for k, v in query.items()}
+    lambda_env.answer([["BTC", "2026-11-30 23:00:00.000"]])
+    resp = query_athena.handler(event, lambda_context)
+    assert resp["statusCode"] == 400 and body(resp)["error"]["code"] == code, resp["body"]
+    assert all("BTC'" not in json.dumps(e) for e in lambda_env.executions())
+
+
+def test_max_price_takes_dates_without_their_zeros_as_the_seed_did(lambda_env, lambda_context, load_event):
+    event = load_event("apigw_prices_latest.json")
+    event["path"], event["pathParameters"] = "/max_price", {"proxy": "max_price"}
+    query = {"coin": "BTC", "start_date": "2026-11-1", "end_date": "2026-11-30"}
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    lambda_env.answer([["BTC", "2026-11-30 23:00:00.000"]], [])
+    resp = query_athena.handler(event, lambda_context)
+    assert resp["statusCode"] == 404 and body(resp)["error"]["code"] == "no_data"
+    ex = lambda_env.executions()[-1]
+    assert ex["ExecutionParameters"][-2] == "TIMESTAMP '2026-11-01 00:00:00.000000'"
 
 
 def test_an_athena_failure_is_a_json_503(lambda_env, lambda_context, load_event, monkeypatch):

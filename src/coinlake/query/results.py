@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
-from coinlake.contract import decimal_text, format_ts
+from coinlake.contract import decimal_text
 
 # ---------------------------------------------------------------------------- errors
 
@@ -105,8 +105,10 @@ class MaxPrice:
     amount: Decimal
 
     def as_seed(self) -> dict[str, str]:
-        """The seed's `/max_price` answer: `{"datetime": "2026-11-24T04:00:00.000Z", "amount": "91234.56"}`."""
-        return {"datetime": format_ts(self.datetime), "amount": decimal_text(self.amount)}
+        """The seed's `/max_price` answer: `{"datetime": "2026-11-24 04:00:00.000", "amount": "91234.56"}`:
+        the time in UTC as Athena printed the seed's timestamps, the amount exact."""
+        t = self.datetime.astimezone(dt.UTC)
+        return {"datetime": f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d}", "amount": decimal_text(self.amount)}
 
 
 # ---------------------------------------------------------------------------- partial aggregates
