@@ -45,7 +45,7 @@ from coinlake import lake as layout
 from coinlake.contract import LANDING_KEY
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
-from coinlake.etl.landing import WATERMARK_KEY, floor_hour, format_hour, hour_folders, list_hours, parse_hour
+from coinlake.etl.landing import DEFAULT_LATENESS_HOURS, WATERMARK_KEY, floor_hour, format_hour, hour_folders, list_hours, parse_hour
 from coinlake.etl.lock import EtlLock
 from coinlake.etl.parse import Rows, parse_files
 from coinlake.etl.rejects import Rejects
@@ -64,9 +64,6 @@ COUNTERS = ("files", "records", "written", "duplicates", "rejected")
 #: The lock that keeps writers of one local lake apart, whichever data dir they run from.
 LAKE_LOCK = "_coinlake-etl.lock"
 
-#: Hours before the watermark (the newest landing hour seen) that an incremental pass
-#: still lists: late deliveries (Firehose retries, a delivery that waited) land there.
-DEFAULT_LATENESS_HOURS = 6.0
 #: Besides the first pass of a process, a full scan at least this often (stragglers older
 #: than the lateness window).
 FULL_SCAN_EVERY_SECONDS = 24 * 3600.0
@@ -319,7 +316,7 @@ def scan_landing(
     files = list_hours(landing, hours, stop=stop)
     interrupted = stop is not None and stop()
     done = state.marked(BOOKMARK_NAMESPACE, since=since)
-    pending = [f for f in files if not _unchanged(f, done.get(f.key))]
+    pending = [f for f in files if not unchanged(f, done.get(f.key))]
     return Scan(pending, done, hours[-1] if hours else None, since is None and not interrupted, hours)
 
 
@@ -368,7 +365,8 @@ def _notice_changes(pending: list[FileInfo], done: dict[str, str | None], state:
         state.incr("etl.changed_files", len(changed))
 
 
-def _unchanged(info: FileInfo, bookmark: str | None) -> bool:
+def unchanged(info: FileInfo, bookmark: str | None) -> bool:
+    """The file is as it was when bookmarked (loaded): same size and version."""
     if bookmark is None:
         return False
     size, _, rest = bookmark.partition(":")

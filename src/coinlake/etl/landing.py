@@ -19,8 +19,10 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from coinlake.contract import LANDING_KEY
+from coinlake.contract import DEFAULT_LATENESS_HOURS, LANDING_KEY
 from coinlake.storage import FileInfo, Storage
+
+__all__ = ["DEFAULT_LATENESS_HOURS", "WATERMARK_KEY", "floor_hour", "hour_folders", "list_hours"]
 
 #: The watermark: the newest landing hour (`YYYY/MM/DD/HH`) a completed pass has listed.
 WATERMARK_KEY = "etl.landing_watermark"
