@@ -76,7 +76,9 @@ def build_landing(data_dir: Path, end: dt.datetime, days: int) -> dict:
         marks = []
         for i in range(FILES_PER_HOUR):
             at = t + dt.timedelta(minutes=5 * i)
-            data = b"".join(_line(c, at + dt.timedelta(minutes=m), "100.5") for m in range(5) for c in ("BTC", "ETH", "XRP"))
+            data = b"".join(
+                _line(c, at + dt.timedelta(minutes=m), "100.5") for m in range(5) for c in ("BTC", "ETH", "XRP")
+            )
             key = f"{prefix}/bench-{h * FILES_PER_HOUR + i:08d}.json"
             with open(landing.path(key), "wb") as f:
                 f.write(data)
@@ -204,16 +206,28 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in {**passes, **status}.items()}
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "history": {"landing_files": landing.get("files", args.days * 24 * FILES_PER_HOUR),
-                    "lake_partitions": manifest["files"], "lake_rows": manifest["rows"]},  # fmt: skip
+        "history": {
+            "landing_files": landing.get("files", args.days * 24 * FILES_PER_HOUR),
+            "lake_partitions": manifest["files"],
+            "lake_rows": manifest["rows"],
+        },  # fmt: skip
         "minute_pass_seconds": {"year": round(med["year_minute"], 4), "empty": round(med["empty_minute"], 4)},
         "minute_pass_ratio": {"value": round(med["year_minute"] / med["empty_minute"], 2), "target": "<= 1.5"},
-        "idle_pass_ms": {"value": round(med["year_idle"] * 1000, 2), "empty": round(med["empty_idle"] * 1000, 2),
-                         "target": "< 10"},  # fmt: skip
-        "status_collect_seconds": {"value": round(med["year_collect"], 3), "empty": round(med["empty_collect"], 3),
-                                   "target": "< 1"},  # fmt: skip
-        "status_cli_seconds": {"value": round(med["year_cli"], 3), "empty": round(med["empty_cli"], 3),
-                               "target": "< 1 beyond start-up (the empty data dir's figure)"},  # fmt: skip
+        "idle_pass_ms": {
+            "value": round(med["year_idle"] * 1000, 2),
+            "empty": round(med["empty_idle"] * 1000, 2),
+            "target": "< 10",
+        },  # fmt: skip
+        "status_collect_seconds": {
+            "value": round(med["year_collect"], 3),
+            "empty": round(med["empty_collect"], 3),
+            "target": "< 1",
+        },  # fmt: skip
+        "status_cli_seconds": {
+            "value": round(med["year_cli"], 3),
+            "empty": round(med["empty_cli"], 3),
+            "target": "< 1 beyond start-up (the empty data dir's figure)",
+        },  # fmt: skip
         "ctrl_c_exit_seconds": {"runs": [round(x, 2) for x in ctrl_c], "max": round(max(ctrl_c), 2), "target": "< 2"},
         "raw": {k: [round(x, 4) for x in v] for k, v in {**passes, **status}.items()},
     }

@@ -45,7 +45,15 @@ from coinlake import lake as layout
 from coinlake.contract import LANDING_KEY
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
-from coinlake.etl.landing import DEFAULT_LATENESS_HOURS, WATERMARK_KEY, floor_hour, format_hour, hour_folders, list_hours, parse_hour
+from coinlake.etl.landing import (
+    DEFAULT_LATENESS_HOURS,
+    WATERMARK_KEY,
+    floor_hour,
+    format_hour,
+    hour_folders,
+    list_hours,
+    parse_hour,
+)
 from coinlake.etl.lock import EtlLock
 from coinlake.etl.parse import Rows, parse_files
 from coinlake.etl.rejects import Rejects

@@ -35,7 +35,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from coinlake.etl.job import BOOKMARK_NAMESPACE, FULL_SCAN_KEY, unchanged
-from coinlake.etl.landing import DEFAULT_LATENESS_HOURS, WATERMARK_KEY, floor_hour, format_hour, hour_folders, list_hours
+from coinlake.etl.landing import (
+    DEFAULT_LATENESS_HOURS,
+    WATERMARK_KEY,
+    floor_hour,
+    format_hour,
+    hour_folders,
+    list_hours,
+)
 from coinlake.etl.lock import EtlLock
 from coinlake.state import StateStore
 from coinlake.storage import Storage
@@ -59,7 +66,11 @@ class RetentionResult:
 
 
 def cutoff_hour(
-    state: StateStore, retention_days: float, *, lateness_hours: float = DEFAULT_LATENESS_HOURS, now: float | None = None
+    state: StateStore,
+    retention_days: float,
+    *,
+    lateness_hours: float = DEFAULT_LATENESS_HOURS,
+    now: float | None = None,
 ) -> str | None:
     """The first hour folder a sweep keeps: the hour `retention_days` ago, but never within
     the ETL's window; None when nothing may go (no retention, or no pass yet)."""
