@@ -76,6 +76,7 @@ bench: $(VENV)/.bench  ## run the benchmarks (prints figures, writes benchmarks/
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py
+	$(BIN)/python benchmarks/history.py
 	$(BIN)/python benchmarks/seed_import.py
 
 package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton), and the wheel Glue installs

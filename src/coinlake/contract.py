@@ -87,6 +87,11 @@ def parse_ts(value: str) -> dt.datetime:
 LANDING_KEY = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/._][^/]*")
 
 
+#: Hours before the newest landing hour folder in which a file may still arrive late
+#: (Firehose retries, a delivery that waited for its landing zone); the ETL's default window.
+DEFAULT_LATENESS_HOURS = 6.0
+
+
 def landing_prefix(t: dt.datetime) -> str:
     """Firehose's default key prefix, `YYYY/MM/DD/HH`, in UTC."""
     return t.astimezone(dt.UTC).strftime("%Y/%m/%d/%H")

@@ -78,7 +78,8 @@ class Pipeline:
         self.close()
 
     # ------------------------------------------------------------------ pieces
-    def etl_once(self) -> EtlResult:
+    def etl_once(self, *, full_scan: bool | None = None, stop: Callable[[], bool] | None = None) -> EtlResult:
+        """One pass; `full_scan`/`stop` as in `run_etl` (None: a full scan when one is due)."""
         return run_etl(
             self.landing,
             self.lake,
@@ -86,7 +87,30 @@ class Pipeline:
             self.dead_letters,
             rollups=self.rollups,
             lock_path=self.settings.data_dir / "etl.lock",
+            full_scan=full_scan,
+            lateness_hours=self.settings.etl_lateness_hours,
+            stop=stop,
         )
+
+    def expire_landing(self, stop: Callable[[], bool] | None = None):
+        """Archive or delete the loaded landing files past `landing_retention_days`
+        (`etl.retention`); a failure is logged, never fatal."""
+        from coinlake.etl.retention import expire_landing
+
+        s = self.settings
+        try:
+            return expire_landing(
+                self.landing,
+                self.state,
+                retention_days=s.landing_retention_days,
+                archive=None if s.landing_archive is None else Storage(s.landing_archive),
+                lock_path=s.data_dir / "etl.lock",
+                lateness_hours=s.etl_lateness_hours,
+                stop=stop,
+            )
+        except OSError as exc:
+            log.warning("cannot expire old landing files in %s: %s", self.landing.uri, exc)
+            return None
 
     def schedule_repair(self, partitions) -> None:
         """Have the next ETL pass rebuild these partitions from the landing zone."""
@@ -235,7 +259,10 @@ class Pipeline:
         while True:
             stopping = stop.wait(self.settings.etl_interval if self.settings.etl_interval > 0 else 0.5)
             try:
-                report.etl_passes.append(self.etl_once())
+                # The last pass (stopping) reads the window only: it is there for delivery's last file.
+                report.etl_passes.append(
+                    self.etl_once(full_scan=False) if stopping else self.etl_once(stop=stop.is_set)
+                )
                 failures = 0
             except Exception as exc:  # e.g. a full disk: keep running, the next pass retries
                 failures += 1
@@ -246,6 +273,8 @@ class Pipeline:
             if time.monotonic() - last_trim > TRIM_EVERY_SECONDS:
                 self.stream.trim()
                 self._expire_dead_letters()
+                if not stopping:
+                    self.expire_landing(stop=stop.is_set)
                 last_trim = time.monotonic()
             if stopping:
                 return

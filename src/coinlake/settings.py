@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from coinlake.alerts.config import AlertSettings
-from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
+from coinlake.contract import DEFAULT_LATENESS_HOURS, DEFAULT_MAX_AMOUNT, parse_pair
 from coinlake.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETENTION_DAYS
 from coinlake.plans import ApiSettings
 from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_SECONDS, PlausibilityRule
@@ -146,6 +146,23 @@ class Settings(BaseSettings):
 
     # --- ETL
     etl_interval: float = Field(60.0, ge=0, description="Seconds between ETL passes inside `run` (0: every loop).")
+    etl_lateness_hours: float = Field(
+        DEFAULT_LATENESS_HOURS,
+        ge=0,
+        le=24 * 31,
+        description="Hours before the newest landing hour that each ETL pass still lists (late deliveries).",
+    )
+
+    # --- landing retention
+    landing_retention_days: float = Field(
+        30.0, ge=0, le=36500, description="Days loaded landing files stay in the landing zone (0: for ever)."
+    )
+    landing_expiry: Literal["archive", "delete"] = Field(
+        "archive", description="What happens to a loaded landing file past retention: archived or deleted."
+    )
+    landing_archive_uri: str | None = Field(
+        None, description="Where expired landing files go: a folder or s3:// URI (default: LANDING-archive)."
+    )
 
     # --- dead letters
     dead_letter_retention_days: int = Field(
@@ -197,6 +214,15 @@ class Settings(BaseSettings):
     @property
     def landing(self) -> str:
         return self.landing_uri or str(self.data_dir / "landing")
+
+    @property
+    def landing_archive(self) -> str | None:
+        """Where expired landing files go; None: they are deleted."""
+        if self.landing_expiry == "delete":
+            return None
+        from coinlake.etl.retention import archive_uri_for
+
+        return self.landing_archive_uri or archive_uri_for(self.landing)
 
     @property
     def lake(self) -> str:

@@ -77,9 +77,29 @@ class StateStore:
             con.execute("DELETE FROM kv WHERE key = ?", (key,))
 
     # ------------------------------------------------------------ marks (sets of keys)
-    def marked(self, namespace: str) -> dict[str, str | None]:
-        rows = self._con.execute("SELECT key, value FROM marks WHERE namespace = ?", (namespace,)).fetchall()
+    def marked(self, namespace: str, since: str | None = None, before: str | None = None) -> dict[str, str | None]:
+        """Keys and values of a namespace; with `since`/`before`, only keys >= since / < before
+        (text order, an index range)."""
+        rows = self._con.execute(
+            "SELECT key, value FROM marks WHERE namespace = ? AND key >= ? AND (? IS NULL OR key < ?)",
+            (namespace, since or "", before, before),
+        ).fetchall()
         return dict(rows)
+
+    def unmark(self, namespace: str, keys: Iterable[str]) -> int:
+        """Remove keys from a namespace in one transaction; returns how many were there."""
+        with self._tx() as con:
+            cur = con.executemany("DELETE FROM marks WHERE namespace = ? AND key = ?", [(namespace, k) for k in keys])
+            return cur.rowcount
+
+    def marked_summary(self, namespace: str) -> dict[str, Any]:
+        """How many keys a namespace holds, its first and last key, and the total of the
+        values' leading integers (e.g. sizes in values like `1234:…`), in one query."""
+        n, first, last, total = self._con.execute(
+            "SELECT count(*), min(key), max(key), total(CAST(value AS INTEGER)) FROM marks WHERE namespace = ?",
+            (namespace,),
+        ).fetchone()
+        return {"count": n, "first": first, "last": last, "total": int(total)}
 
     def mark(
         self, namespace: str, items: Iterable[tuple[str, str | None]], *, counters: Mapping[str, int] | None = None

@@ -125,6 +125,74 @@ class Storage:
             return []
         return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") != "directory")
 
+    def folders(self, folder: str = "") -> list[str]:
+        """Names of the folders directly in `folder`, sorted; [] if none (an object store's
+        common prefixes)."""
+        path = self.path(folder)
+        if self.local:
+            try:
+                with os.scandir(path) as it:
+                    return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
+
+    def files(self, folder: str) -> list[FileInfo]:
+        """The complete files directly in `folder` (not below), sorted by key, with the same
+        size and version as `list` gives them; [] if none."""
+        prefix = folder.strip("/")
+        path = self.path(prefix)
+        out = []
+        if self.local:
+            try:
+                with os.scandir(path) as it:
+                    for e in it:
+                        if e.name.startswith(TEMP_PREFIX) or not e.is_file(follow_symlinks=False):
+                            continue
+                        try:
+                            st = e.stat(follow_symlinks=False)
+                        except FileNotFoundError:  # removed since the scan
+                            continue
+                        info = {"size": st.st_size, "mtime": st.st_mtime, "ino": st.st_ino}
+                        out.append(FileInfo(f"{prefix}/{e.name}" if prefix else e.name, st.st_size, _version(info)))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        else:
+            self.fs.invalidate_cache(path)
+            try:
+                entries = self.fs.ls(path, detail=True)
+            except FileNotFoundError:
+                return []
+            for info in entries:
+                name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+                if info.get("type") == "directory" or name.startswith(TEMP_PREFIX):
+                    continue
+                key = f"{prefix}/{name}" if prefix else name
+                out.append(FileInfo(key, int(info.get("size") or 0), _version(info)))
+        out.sort(key=lambda f: f.key)
+        return out
+
+    def remove_empty_folders(self, folder: str) -> None:
+        """Remove `folder` and then its parents, up to (not including) the root, while they
+        are empty (local only: an object store has no folders). A folder that is not empty,
+        e.g. because a file arrived meanwhile, stays."""
+        if not self.local:
+            return
+        parts = folder.strip("/").split("/")
+        while parts and parts[0]:
+            try:
+                os.rmdir(self.path("/".join(parts)))
+            except FileNotFoundError:  # gone already: its parent may be empty
+                pass
+            except OSError:  # not empty: stop climbing
+                return
+            parts.pop()
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         if self.fs.exists(path):

@@ -78,6 +78,7 @@ class AlertWorker:
         self.engine = RuleEngine(settings.rules, rule_store or StateRuleStore(state))
         self.notify_existing_files = notify_existing_files
         self._landed: set[str] | None = None
+        self._newest_hour: str | None = None  # the newest landing hour folder a scan listed
         self._next_scan = 0.0  # scan on the first poll
 
     # ------------------------------------------------------------------ one step
@@ -111,8 +112,15 @@ class AlertWorker:
 
     # ------------------------------------------------------------------ landing zone
     def scan_landing(self) -> tuple[int, int]:
-        """Handle the landing files not seen yet; returns (files, notifications)."""
-        listed = self.landing.list()
+        """Handle the landing files not seen yet; returns (files, notifications). The first
+        scan of a process lists every hour folder, later ones only the hours from the newest
+        seen minus the lateness window (as the ETL does), so a scan's cost follows the window."""
+        from coinlake.etl.landing import DEFAULT_LATENESS_HOURS, floor_hour, hour_folders, list_hours
+
+        since = floor_hour(self._newest_hour, DEFAULT_LATENESS_HOURS)
+        listed = list_hours(self.landing, hour_folders(self.landing, since=since))
+        if listed:
+            self._newest_hour = max(self._newest_hour or "", listed[-1].key[:13])
         if self._landed is None:
             self._landed = set(self.state.marked(LANDED_NAMESPACE))
             if not self.state.get(_BASELINE_KEY) and not self.notify_existing_files:

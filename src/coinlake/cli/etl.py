@@ -29,6 +29,14 @@ def etl(
             "local PySpark 3.5 (pip install 'coinlake[spark]'; reads the whole landing zone, adds only new rows)."
         ),
     ] = Engine.local,
+    full_scan: Annotated[
+        bool,
+        typer.Option(
+            "--full-scan",
+            help="List every landing hour folder, not only the recent ones (finds a file delivered later than "
+            "etl_lateness_hours into an old hour folder).",
+        ),
+    ] = False,
 ) -> None:
     """Run one incremental ETL pass: new landing files -> Parquet lake (and its rollups)."""
     settings = settings_or_exit(config, data_dir=data_dir)
@@ -38,12 +46,19 @@ def etl(
     from coinlake.pipeline import Pipeline
 
     with logs.configured(), one_line_errors(settings), Pipeline(settings) as pipeline:
-        r = pipeline.etl_once()
+        r = pipeline.etl_once(full_scan=True if full_scan else None)
         out.print(
             f"{r.files} files, {r.records} records: {r.written} written, {r.duplicates} duplicates skipped, "
             f"{r.rejected} rejected, {r.partitions} partitions, {r.seconds:.2f}s",
             highlight=False,
         )
+        expired = pipeline.expire_landing()
+        if expired is not None and (expired.archived or expired.removed):
+            out.print(
+                f"landing retention: {expired.archived} archived, {expired.removed} removed (hours before "
+                f"{expired.before})",
+                highlight=False,
+            )
         if rebuild_rollups:
             from coinlake.etl.rollup import rebuild_rollups as rebuild
 

@@ -105,7 +105,8 @@ def status(s: dict[str, Any], console: Console) -> None:
     )
     t.add_row(
         "lake",
-        f"{lk.get('rows', 0)} rows in {lk.get('files', 0)} files",
+        f"{lk.get('rows', 0)} rows in "
+        + (f"{lk['files']} files" if "files" in lk else f"{lk.get('partitions', 0)} partitions"),
         f"newest {lk['newest_timestamp']} ({lk['lag_seconds']:.1f}s ago)" if "lag_seconds" in lk else "empty",
     )
     for crypto, c in sorted((lk.get("cryptos") or {}).items()):

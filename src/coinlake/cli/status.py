@@ -15,6 +15,14 @@ def status(
     data_dir: DataDir = None,
     config: Config = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Count the lake by reading every data file (slow on a long history; names an unreadable file) "
+            "instead of from its hourly rollups.",
+        ),
+    ] = False,
 ) -> None:
     """Show what is in the stream, the landing zone, the lake and the dead-letter area."""
     settings = settings_or_exit(config, data_dir=data_dir)
@@ -22,7 +30,7 @@ def status(
     from coinlake.status import collect
 
     with one_line_errors(settings), Pipeline(settings, create=False) as pipeline:
-        snapshot = collect(pipeline)
+        snapshot = collect(pipeline, full=full)
     if as_json:
         sys.stdout.write(render.json_text(snapshot))
     else:

@@ -7,7 +7,10 @@ Steps, under an exclusive inter-process lock (`lock.EtlLock`):
    key -> content identity: size, version (ETag or mtime) and SHA-256) is missing or
    differs, in key order. A bookmarked file whose content changed is read again (and
    counted in `etl.changed_files`): its records that are new reach the lake, the others
-   are already there once.
+   are already there once. Only the hour folders from the watermark minus the lateness
+   window are listed (`etl.landing`), so a pass costs the same with a year of history as
+   with a day; a full scan (the first pass of a process, `full_scan=True`, once a day, or
+   when asked through `FULL_SCAN_KEY`) lists them all, for stragglers.
 2. Read and parse them in bounded batches (about `max_batch_records` valid records).
    Bad lines go to the dead-letter area, each exactly once across re-runs (see
    `Rejects`); they never reach the lake.
@@ -22,16 +25,18 @@ Steps, under an exclusive inter-process lock (`lock.EtlLock`):
 
 A pass that dies anywhere leaves only complete files behind; the next pass re-reads the
 files that were not bookmarked and the merge drops the rows already in the lake, so every
-event ends up in the lake exactly once.
+event ends up in the lake exactly once. The watermark moves only at the end of a pass
+that completed, so the files a dead pass left are in the next pass's window.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +45,15 @@ from coinlake import lake as layout
 from coinlake.contract import LANDING_KEY
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
+from coinlake.etl.landing import (
+    DEFAULT_LATENESS_HOURS,
+    WATERMARK_KEY,
+    floor_hour,
+    format_hour,
+    hour_folders,
+    list_hours,
+    parse_hour,
+)
 from coinlake.etl.lock import EtlLock
 from coinlake.etl.parse import Rows, parse_files
 from coinlake.etl.rejects import Rejects
@@ -57,6 +71,13 @@ REPAIR_KEY = "etl.repair"
 COUNTERS = ("files", "records", "written", "duplicates", "rejected")
 #: The lock that keeps writers of one local lake apart, whichever data dir they run from.
 LAKE_LOCK = "_coinlake-etl.lock"
+
+#: Besides the first pass of a process, a full scan at least this often (stragglers older
+#: than the lateness window).
+FULL_SCAN_EVERY_SECONDS = 24 * 3600.0
+#: Set to true (e.g. by retention, finding an unloaded file in an old hour) to make the
+#: next pass a full scan; the pass clears it.
+FULL_SCAN_KEY = "etl.full_scan_requested"
 
 #: Files fetched concurrently from an object store (small files: latency dominates).
 READ_GROUP = 32
@@ -90,12 +111,20 @@ def run_etl(
     max_batch_records: int = 500_000,
     lock_timeout: float | None = None,
     rollups: Storage | None = None,
+    full_scan: bool | None = None,
+    lateness_hours: float = DEFAULT_LATENESS_HOURS,
+    stop: Callable[[], bool] | None = None,
 ) -> EtlResult:
     """One incremental pass. Waits for a concurrent pass to finish (`lock_timeout=None`),
     or raises `EtlBusy` if the lock is not free within `lock_timeout` seconds.
 
     With `rollups`, the hourly-candle rollup (`etl.rollup`) of every partition a batch
     covers is refreshed after the batch is merged and before it is bookmarked.
+
+    `full_scan`: True lists every landing hour folder, False only the window
+    (`lateness_hours` before the watermark), None decides (`full_scan_due`). `stop()`
+    true interrupts a full scan's listing: the pass then reads the window only, and the
+    full scan stays due.
     """
     if max_batch_records < 1:
         raise ValueError("max_batch_records must be at least 1")
@@ -105,8 +134,13 @@ def run_etl(
         pass_ = _Pass(lake, rollups, state)
         totals = dict.fromkeys(COUNTERS, 0)
         rejects = Rejects(state, dead_letters)
-        pending = pending_files(landing, state)
-        _notice_changes(pending, state)
+        full = full_scan_due(landing, state) if full_scan is None else full_scan
+        scan = scan_landing(landing, state, full=full, lateness_hours=lateness_hours, stop=stop)
+        if full and not scan.full:
+            log.info("full scan of %s interrupted: this pass reads the recent hours only", landing.uri)
+            scan = scan_landing(landing, state, full=False, lateness_hours=lateness_hours)
+        pending = scan.pending
+        _notice_changes(pending, scan.bookmarks, state)
         for files, count, table in _batches(landing, pending, rejects, max_batch_records):
             written = pass_.load(table)
             state.mark(BOOKMARK_NAMESPACE, [(f.key, _identity(f)) for f in files])
@@ -121,6 +155,7 @@ def run_etl(
                     state.incr(f"etl.{name}", n)
                 totals[name] += n
             log.debug("etl batch: %s", batch)
+        _advance_watermark(landing, state, scan)
         repaired = pass_.repair(landing, rejects, max_batch_records)
         totals["rejected"] = rejects.count
         state.incr("etl.passes")
@@ -248,11 +283,77 @@ def _clean_lake_once(lake: Storage) -> None:
         _cleaned.add(lake.root)
 
 
-def pending_files(landing: Storage, state: StateStore) -> list[FileInfo]:
-    """Landing files the next pass will read: landing keys not bookmarked yet, or whose
-    content may have changed since, in key order. Also what `status` counts as awaiting ETL."""
-    done = state.marked(BOOKMARK_NAMESPACE)
-    return [f for f in landing.list() if LANDING_KEY.fullmatch(f.key) and not _unchanged(f, done.get(f.key))]
+@dataclass(frozen=True)
+class Scan:
+    """What one listing of the landing zone found."""
+
+    pending: list[FileInfo]  # not bookmarked, or changed since, in key order
+    bookmarks: dict[str, str | None]  # the bookmarks of the listed range
+    newest: str | None  # the newest hour folder listed
+    full: bool  # every hour folder was listed
+    hours: list[str] = field(default_factory=list)
+
+
+_full_scans: dict[tuple[str, str], float] = {}  # (landing uri, state path) -> monotonic time of the last full scan
+
+
+def full_scan_due(landing: Storage, state: StateStore) -> bool:
+    """A full scan on the first pass of this process for this landing zone and state store,
+    after FULL_SCAN_EVERY_SECONDS, when asked (`FULL_SCAN_KEY`), or without a watermark."""
+    last = _full_scans.get(_scan_id(landing, state))
+    return (
+        last is None
+        or time.monotonic() - last >= FULL_SCAN_EVERY_SECONDS
+        or bool(state.get(FULL_SCAN_KEY))
+        or state.get(WATERMARK_KEY) is None
+    )
+
+
+def scan_landing(
+    landing: Storage,
+    state: StateStore,
+    *,
+    full: bool = False,
+    lateness_hours: float = DEFAULT_LATENESS_HOURS,
+    stop: Callable[[], bool] | None = None,
+) -> Scan:
+    """List the landing files of the window (or all, `full`) and compare them with their
+    bookmarks. A full scan that `stop()` interrupted comes back with `full=False`."""
+    since = None if full else floor_hour(state.get(WATERMARK_KEY), lateness_hours)
+    hours = hour_folders(landing, since=since, stop=stop)
+    files = list_hours(landing, hours, stop=stop)
+    interrupted = stop is not None and stop()
+    done = state.marked(BOOKMARK_NAMESPACE, since=since)
+    pending = [f for f in files if not unchanged(f, done.get(f.key))]
+    return Scan(pending, done, hours[-1] if hours else None, since is None and not interrupted, hours)
+
+
+def pending_files(
+    landing: Storage, state: StateStore, *, lateness_hours: float = DEFAULT_LATENESS_HOURS
+) -> list[FileInfo]:
+    """Landing files the next incremental pass will read: landing keys of the window not
+    bookmarked yet, or whose content may have changed since, in key order. Also what
+    `status` counts as awaiting ETL (a straggler older than the window waits for a full scan)."""
+    return scan_landing(landing, state, lateness_hours=lateness_hours).pending
+
+
+def _scan_id(landing: Storage, state: StateStore) -> tuple[str, str]:
+    return landing.uri, str(state.path)
+
+
+def _advance_watermark(landing: Storage, state: StateStore, scan: Scan) -> None:
+    """After a pass that completed: move the watermark to the newest hour listed (never
+    back, never past the next hour of the clock: a mis-dated folder must not hide the
+    present), and remember a full scan."""
+    if scan.full:
+        _full_scans[_scan_id(landing, state)] = time.monotonic()
+        if state.get(FULL_SCAN_KEY):
+            state.delete(FULL_SCAN_KEY)
+    current = state.get(WATERMARK_KEY)
+    limit = format_hour(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    newest = max((h for h in scan.hours if h <= limit and parse_hour(h)), default=None)
+    if newest is not None and (current is None or newest > current):
+        state.set(WATERMARK_KEY, newest)
 
 
 def _identity(info: _Read) -> str:
@@ -260,8 +361,7 @@ def _identity(info: _Read) -> str:
     return f"{info.size}:{info.version}:{info.sha256}"
 
 
-def _notice_changes(pending: list[FileInfo], state: StateStore) -> None:
-    done = state.marked(BOOKMARK_NAMESPACE)
+def _notice_changes(pending: list[FileInfo], done: dict[str, str | None], state: StateStore) -> None:
     changed = [f.key for f in pending if f.key in done]
     if changed:
         log.warning(
@@ -273,7 +373,8 @@ def _notice_changes(pending: list[FileInfo], state: StateStore) -> None:
         state.incr("etl.changed_files", len(changed))
 
 
-def _unchanged(info: FileInfo, bookmark: str | None) -> bool:
+def unchanged(info: FileInfo, bookmark: str | None) -> bool:
+    """The file is as it was when bookmarked (loaded): same size and version."""
     if bookmark is None:
         return False
     size, _, rest = bookmark.partition(":")

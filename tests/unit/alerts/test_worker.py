@@ -281,7 +281,7 @@ def test_run_notifies_within_seconds_and_survives_errors(local, make_record, mon
     env = local(AlertSettings(rules=[BTC_100], landing_scan_seconds=0))
     log = env.channels["log"]
     calls = {"n": 0}
-    real_list = env.landing.list
+    real_list = env.landing.folders  # the scan walks the hour folders
 
     def flaky_list(*a, **k):
         calls["n"] += 1
@@ -289,7 +289,7 @@ def test_run_notifies_within_seconds_and_survives_errors(local, make_record, mon
             raise OSError("landing zone unreachable")
         return real_list(*a, **k)
 
-    monkeypatch.setattr(env.landing, "list", flaky_list)
+    monkeypatch.setattr(env.landing, "folders", flaky_list)
     stop = threading.Event()
     thread = threading.Thread(target=env.worker.run, args=(stop, 0.02), daemon=True)
     thread.start()

@@ -52,6 +52,8 @@ class Env:
         self.state = StateStore(root / "state.db")
         self.dead_letters = DeadLetters(root / "dead-letter", self.state)
         self.lock_path = root / "etl.lock"
+        self.now: float | None = None  # the clock of retention tests
+        self.keys: list[str] = []
 
     def land(self, records: Iterable[LandingRecord | bytes], key: str | None = None) -> str:
         """Write one landing file (records or raw lines) and return its key."""
