@@ -13,7 +13,7 @@ def test_a_run_that_ends_with_the_etl_failing_reports_it(tmp_path, monkeypatch):
     stop.set()  # one pass, then return
     with Pipeline(load_settings(data_dir=tmp_path)) as p:
 
-        def full_disk():
+        def full_disk(**_):
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(p, "etl_once", full_disk)
