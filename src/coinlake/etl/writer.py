@@ -153,12 +153,14 @@ def merge_partition(
     CorruptFile, having changed nothing."""
     schema = layout.LAKE_FILE_SCHEMA
     rows = rows.cast(schema)
+    if closed and cache is not None:
+        cache.drop(lake.root, folder)
     for _ in range(READ_ATTEMPTS):
         names = lake.names(folder)
         current = layout.current_files(names)
         try:
             if closed or not current:
-                return _rewrite(lake, folder, rows, names, current, clock(), cache)
+                return _rewrite(lake, folder, rows, names, current, clock(), None if closed else cache)
             return _append(lake, folder, rows, names, current, clock(), cache)
         except FileNotFoundError:  # replaced since the listing (only by another writer): list again
             continue
@@ -178,8 +180,10 @@ def _rewrite(
     merged = rows if existing is None else _sorted(pa.concat_tables([existing, rows]))
     key = replace_folder(lake, folder, merged, names, now=now)
     name = layout.split_key(key)[1]
-    if cache is not None:
-        cache.drop(lake.root, folder)
+    if cache is not None:  # an open hour: keep its ids for the next pass
+        known = IdSet()
+        known.add(*hash_ids(merged["event_id"]))
+        cache.put(lake.root, folder, [name], known)
     return Merged(rows, before, layout.generation_of(name), (name,))
 
 
