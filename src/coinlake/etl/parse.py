@@ -15,6 +15,8 @@ tests check that the fast path never accepts what `from_json` would reject.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,9 +157,16 @@ def keep_first(ids: pa.ChunkedArray | pa.Array) -> pa.Array:
     """The sorted positions of the first occurrence of each value."""
     if len(ids) == 0:
         return pa.array([], pa.int64())
-    table = pa.table({"id": ids, "i": pa.array(np.arange(len(ids), dtype=np.int64))})
-    first = table.group_by("id", use_threads=False).aggregate([("i", "min")])["i_min"]
-    return pa.array(np.sort(first.to_numpy()))
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    # A dictionary numbers values in order of first appearance: a position holds a first
+    # occurrence exactly where the running maximum of the numbers goes up.
+    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+    top = np.maximum.accumulate(codes)
+    first = np.empty(len(codes), dtype=bool)
+    first[0] = True
+    np.greater(top[1:], top[:-1], out=first[1:])
+    return pa.array(np.flatnonzero(first))
 
 
 #: A canonical landing line is ~220 bytes; longer lines take the per-line path.
@@ -189,32 +198,67 @@ def canonical_columns(data: bytes) -> pa.Table | None:
     if table.num_rows == 0 or any(col.null_count for col in table.columns):
         return None
     c = {name: table.column(name) for name in LANDING_FIELDS}
-
-    def every(mask: pa.ChunkedArray) -> bool:
-        return bool(pc.all(mask).as_py())
-
     try:
-        valid = (
-            every(pc.match_substring_regex(c["crypto"], r"^[A-Z0-9]{1,12}$"))
-            and every(pc.match_substring_regex(c["currency"], r"^[A-Z0-9]{1,12}$"))
-            and all(
-                every(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(c[n])), 0))
-                and not bool(pc.any(pc.match_substring_regex(c[n], r"[\x00-\x1f]")).as_py())
-                for n in ("event_id", "source")
-            )
-            and every(pc.match_substring_regex(c["amount"], r"^[0-9]{1,20}(\.[0-9]{1,12})?$"))
-            and every(pc.match_substring_regex(c["timestamp_utc"], f"^{_TS}$"))
-            and every(pc.match_substring_regex(c["ingested_at"], f"^{_TS}$"))
-        )
-        if valid:
-            price = pc.cast(c["amount"], _ARROW_PRICE)
-            low, high = pa.scalar(0, _ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, _ARROW_PRICE)
-            valid = every(pc.greater(price, low)) and every(pc.less(price, high))
-            pc.cast(c["timestamp_utc"], _ARROW_TS)  # raises on an impossible date (2026-02-30)
-            pc.cast(c["ingested_at"], _ARROW_TS)
+        checks = _checks(c)
+        valid = all(_pool().map(lambda check: check(), checks))  # Arrow releases the GIL
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return table.select(list(LANDING_FIELDS)) if valid else None
+
+
+def _every(mask: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pc.all(mask).as_py())
+
+
+def _no_blank_or_control(col: pa.ChunkedArray | pa.Array) -> bool:
+    return _every(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)) and not bool(
+        pc.any(pc.match_substring_regex(col, r"[\x00-\x1f]")).as_py()
+    )
+
+
+def _code(col: pa.ChunkedArray) -> bool:
+    """Few distinct values: check the dictionary of them."""
+    return _every(pc.match_substring_regex(_distinct(col), r"^[A-Z0-9]{1,12}$"))
+
+
+def _distinct(col: pa.ChunkedArray) -> pa.Array:
+    return pc.unique(col)
+
+
+def _amounts(col: pa.ChunkedArray) -> bool:
+    if not _every(pc.match_substring_regex(col, r"^[0-9]{1,20}(\.[0-9]{1,12})?$")):
+        return False
+    price = pc.cast(col, _ARROW_PRICE)
+    low, high = pa.scalar(0, _ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, _ARROW_PRICE)
+    return _every(pc.greater(price, low)) and _every(pc.less(price, high))
+
+
+def _timestamps(col: pa.ChunkedArray) -> bool:
+    if not _every(pc.match_substring_regex(col, f"^{_TS}$")):
+        return False
+    pc.cast(col, _ARROW_TS)  # raises on an impossible date (2026-02-30)
+    return True
+
+
+def _checks(c: dict[str, pa.ChunkedArray]) -> list[Callable[[], bool]]:
+    """The vectorised rules, each a call that may run on its own thread."""
+    return [
+        lambda: _code(c["crypto"]) and _code(c["currency"]) and _no_blank_or_control(_distinct(c["source"])),
+        lambda: _no_blank_or_control(c["event_id"]),
+        lambda: _amounts(c["amount"]),
+        lambda: _timestamps(c["timestamp_utc"]),
+        lambda: _timestamps(c["ingested_at"]),
+    ]
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(2, thread_name_prefix="etl-parse")
+    return _POOL
 
 
 def _longest_line(data: bytes) -> int:

@@ -238,8 +238,13 @@ def refresh_rollups(
             existing, folded = None, None
         if existing is None:
             folders = _month_lake_folders(lake, crypto, year, month)
-            table = aggregate(_read_lake(lake, folders))
-            new_folded = {_hour_key(f): _top(lake, f) for f in folders}
+            new = {layout.partition_dir(*p): c for p, c in changes.items() if p[:3] == (crypto, year, month)}
+            if folders and all(f in new and new[f].before == -1 for f in folders):  # all made by this pass
+                table = aggregate(pa.concat_tables([new[f].added.select(_ROWS_COLUMNS) for f in folders]))
+                new_folded = {_hour_key(f): new[f].after for f in folders}
+            else:
+                table = aggregate(_read_lake(lake, folders))
+                new_folded = {_hour_key(f): _top(lake, f) for f in folders}
             if table.num_rows:
                 write_month(rollups, crypto, year, month, table, _known(new_folded))
                 written += 1
@@ -308,8 +313,7 @@ def _hour_key(folder: str) -> str:
 
 def _top(lake: Storage, folder: str) -> int | None:
     """A partition's top generation (-1 when it has no file; None: another writer's file)."""
-    current = layout.current_files(lake.names(folder))
-    return -1 if not current else writer.top_generation(current)
+    return writer.top_generation(layout.current_files(lake.names(folder)))
 
 
 def _known(folded: Mapping[str, int | None]) -> dict[str, int]:

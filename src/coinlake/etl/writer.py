@@ -116,7 +116,7 @@ class Merged:
     """What `merge_partition` did to a partition folder."""
 
     added: pa.Table  # the rows added (`LAKE_FILE_SCHEMA`, sorted); empty when none
-    before: int | None  # the folder's top generation before (None: it had foreign or no files)
+    before: int | None  # the folder's top generation before (-1: no file; None: another writer's file)
     after: int | None  # its top generation after, as `before` (unchanged when nothing was added)
     names: tuple[str, ...] = ()  # its current files after
 
@@ -125,10 +125,12 @@ class Merged:
 
 
 def top_generation(current: list[str]) -> int | None:
-    """The highest generation among a folder's current files; None when there are none or
-    one of them is another writer's (whose rows have no generation)."""
+    """The highest generation among a folder's current files: -1 when there are none,
+    None when one of them is another writer's (whose rows have no generation)."""
+    if not current:
+        return -1
     gens = [layout.generation_of(n) for n in current]
-    if not gens or any(g is None for g in gens):
+    if any(g is None for g in gens):
         return None
     return max(g for g in gens if g is not None)
 

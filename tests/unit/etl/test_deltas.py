@@ -21,7 +21,7 @@ from coinlake.etl.job import BOOKMARK_NAMESPACE, CLOSE_AFTER, OPEN_KEY
 from coinlake.query import LakeQuery
 from coinlake.storage import Storage
 
-from test_rollup import actual, expected
+from tests.unit.etl.test_rollup import actual, expected
 
 FOLDER = layout.partition_dir("BTC", 2026, 11, 24, 4)
 
@@ -229,6 +229,7 @@ _event = st.tuples(
 )
 
 
+@pytest.mark.slow  # 30 examples of up to 4 passes each, about 10 s: the fold's exactness over random ties
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
