@@ -309,7 +309,7 @@ def current_files(names: Iterable[str]) -> list[str]:
     # Sorted by lo ascending, then hi descending: a range is contained in another one iff
     # some range before it reaches at least as far (equal ranges: the first name wins).
     reach = -1
-    for (lo, hi), name in ours:
+    for (_lo, hi), name in ours:
         if hi > reach:
             keep.append(name)
             reach = hi

@@ -266,7 +266,7 @@ def _update_month(
 ) -> tuple[pa.Table, dict[str, int] | None] | None:
     """The month's rows and folding after bringing `hours` up to date; None if unchanged."""
     crypto, year, month_ = month
-    new_folded = dict(folded or {})
+    new_folded: dict[str, int | None] = dict(folded or {})
     fold: list[pa.Table] = []
     recompute: set[tuple[int, int]] = set()
     for day, hour in sorted(hours):

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.etl.test_rollup import actual, expected
 
 from coinlake import lake as layout
 from coinlake.etl import job, rollup, writer
@@ -20,8 +21,6 @@ from coinlake.etl.ids import IdCache, IdSet, hash_ids, open_ids
 from coinlake.etl.job import BOOKMARK_NAMESPACE, CLOSE_AFTER, OPEN_KEY
 from coinlake.query import LakeQuery
 from coinlake.storage import Storage
-
-from tests.unit.etl.test_rollup import actual, expected
 
 FOLDER = layout.partition_dir("BTC", 2026, 11, 24, 4)
 
