@@ -2,12 +2,18 @@
 
     .venv/bin/python benchmarks/etl.py                 # 1,000,000 records
     .venv/bin/python benchmarks/etl.py --records 200000 --keep /tmp/bench
+    .venv/bin/python benchmarks/etl.py --steady-minutes 0 --records 10000000   # 10 M peak memory
 
 Generates landing files the way delivery writes them (one file per minute of 1-second
 prices for each crypto, Firehose key layout, a small share of re-delivered duplicates),
 runs one `run_etl` pass over the whole backlog in a fresh process (for a clean peak
-RSS), then an every-minute incremental pass and an idle pass, then a few DuckDB queries
-through `LakeQuery`. Prints the figures and writes `benchmarks/results/etl.json`.
+RSS), then an every-minute incremental pass and an idle pass; then, side by side on the
+same files, the bare DuckDB SQL of the same job (`COPY … PARTITION_BY`, first record of
+each `event_id`) in a fresh process, and the ratio of the two; then a few DuckDB queries
+through `LakeQuery`; then the steady mode: landing files of `--steady-rate` records/s
+for `--steady-minutes` minutes of simulated time within one hour, a pass (with rollups)
+per `--pass-seconds` of data, and the first and last pass times and their slope.
+Prints the figures and writes `benchmarks/results/etl.json`, each beside its target.
 """
 
 from __future__ import annotations
@@ -114,6 +120,99 @@ def etl_phase(root: Path, max_batch_records: int) -> dict:
     }
 
 
+def duckdb_phase(root: Path) -> dict:
+    """The bare DuckDB SQL of the same job on the same files (run in a child)."""
+    import duckdb
+
+    from coinlake import lake as layout
+    from coinlake.etl.parse import LANDING_FIELDS
+
+    out = root / "duck-lake"
+    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in LANDING_FIELDS) + "}"
+    price = layout.duckdb_type("decimal")
+    sql = f"""
+    COPY (
+      SELECT crypto, currency, CAST(amount AS {price}) AS price, ts AS "timestamp",
+             CAST(substr(timestamp_utc, 1, 10) AS DATE) AS "date", timestamp_utc, event_id, source,
+             CAST(ingested_at AS TIMESTAMPTZ) AS ingested_at,
+             year(ts) AS year, month(ts) AS month, day(ts) AS day, hour(ts) AS hour
+      FROM (SELECT *, CAST(timestamp_utc AS TIMESTAMPTZ) AS ts
+            FROM read_json('{root / "landing"}/*/*/*/*/*', format = 'newline_delimited', columns = {columns},
+                           filename = true))
+      QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY filename) = 1
+    ) TO '{out}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (crypto, year, month, day, hour))
+    """
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    t = time.perf_counter()
+    con.execute(sql)
+    seconds = time.perf_counter() - t
+    rows = con.sql(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def steady_phase(root: Path, rate: int, minutes: float, pass_seconds: int, cryptos: list[str]) -> dict:
+    """`rate` records/s for `minutes` of simulated time, a pass with rollups every
+    `pass_seconds` of data, on a simulated clock (the hour stays open). Run in a child."""
+    from coinlake.contract import format_ts, landing_prefix
+    from coinlake.deadletter import DeadLetters
+    from coinlake.etl import run_etl
+    from coinlake.state import StateStore
+    from coinlake.storage import Storage
+
+    landing, lake, rollups = (Storage(str(root / n)) for n in ("s-landing", "s-lake", "s-rollups"))
+    state = StateStore(root / "s-state.db")
+    dead = DeadLetters(root / "s-dead-letter", state)
+    start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=2)
+    per_crypto = max(rate // len(cryptos), 1)
+    times, written, seq = [], 0, 0
+    total = int(minutes * 60)
+    for first in range(0, total, pass_seconds):
+        for sec in range(first, min(first + pass_seconds, total)):
+            at = start + dt.timedelta(seconds=sec)
+            lines = []
+            for c in cryptos:
+                for k in range(per_crypto):
+                    t = at + dt.timedelta(microseconds=k * 1_000_000 // per_crypto)
+                    ts = format_ts(t)
+                    lines.append(
+                        f'{{"event_id":"{c}-{sec}-{k}","source":"coinbase","crypto":"{c}","currency":"USD",'
+                        f'"amount":"{100 + (k % 997) / 100:.2f}","timestamp_utc":"{ts}","ingested_at":"{ts}"}}\n'
+                    )
+            landing.write_atomic(f"{landing_prefix(at)}/steady-{seq:08d}.json", "".join(lines).encode())
+            seq += 1
+        now = (start + dt.timedelta(seconds=first + pass_seconds)).timestamp()
+        t = time.perf_counter()
+        r = run_etl(landing, lake, state, dead, lock_path=root / "s-etl.lock", rollups=rollups, clock=lambda n=now: n)
+        times.append(time.perf_counter() - t)
+        written += r.written
+    state.close()
+    n = len(times)
+    xs = list(range(n))
+    mean_x, mean_y = sum(xs) / n, sum(times) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, times, strict=True)) / max(
+        sum((x - mean_x) ** 2 for x in xs), 1e-9
+    )
+    k = max(1, n // 10)
+    first_s, last_s = sum(times[:k]) / k, sum(times[-k:]) / k
+    return {
+        "passes": n,
+        "records_per_pass": per_crypto * len(cryptos) * pass_seconds,
+        "written": written,
+        "first_passes_seconds": round(first_s, 4),
+        "last_passes_seconds": round(last_s, 4),
+        "last_over_first": round(last_s / first_s, 2),
+        "slope_ms_per_pass": round(slope * 1000, 3),
+        "median_seconds": round(sorted(times)[n // 2], 4),
+        "max_seconds": round(max(times), 4),
+        "lake_files": sum(1 for _ in (root / "s-lake").rglob("*.parquet")),
+    }
+
+
 def query_phase(lake_dir: Path, crypto: str) -> dict:
     from coinlake.query import LakeQuery
     from coinlake.storage import Storage
@@ -157,6 +256,17 @@ def query_phase(lake_dir: Path, crypto: str) -> dict:
     return out
 
 
+def _child(phase: str, root: Path, args: argparse.Namespace) -> dict:
+    """Run a phase in a fresh process (a clean peak RSS); its last stdout line is JSON."""
+    cmd = [sys.executable, __file__, "--phase", phase, "--root", str(root), "--max-batch-records",
+           str(args.max_batch_records), "--cryptos", args.cryptos, "--steady-rate", str(args.steady_rate),
+           "--steady-minutes", str(args.steady_minutes), "--pass-seconds", str(args.pass_seconds)]  # fmt: skip
+    child = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if child.returncode != 0:
+        sys.exit(f"{phase} phase failed:\n{child.stderr}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -170,19 +280,28 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temp folder)")
     ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--phase", choices=["etl"], help=argparse.SUPPRESS)
+    ap.add_argument("--steady-rate", type=int, default=16_000, help="steady mode: records per second")
+    ap.add_argument("--steady-minutes", type=float, default=10, help="steady mode: minutes of data (0: skip)")
+    ap.add_argument("--pass-seconds", type=int, default=5, help="steady mode: seconds of data per pass")
+    ap.add_argument("--phase", choices=["etl", "duckdb", "steady"], help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    if args.phase == "etl":  # the child process
+    cryptos = [c.strip().upper() for c in args.cryptos.split(",") if c.strip()]
+    if args.phase == "etl":  # the child processes
         print(json.dumps(etl_phase(args.root, args.max_batch_records)))
+        return
+    if args.phase == "duckdb":
+        print(json.dumps(duckdb_phase(args.root)))
+        return
+    if args.phase == "steady":
+        print(json.dumps(steady_phase(args.root, args.steady_rate, args.steady_minutes, args.pass_seconds, cryptos)))
         return
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="coinlake-bench-"))
     if args.keep and root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
-    cryptos = [c.strip().upper() for c in args.cryptos.split(",") if c.strip()]
     try:
         print(f"generating {args.records:,} records ({', '.join(cryptos)}) in {root} ...", flush=True)
         t = time.perf_counter()
@@ -196,14 +315,7 @@ def main() -> None:
         )
 
         print("ETL pass over the backlog (fresh process) ...", flush=True)
-        child = subprocess.run(
-            [sys.executable, __file__, "--phase", "etl", "--root", str(root), "--max-batch-records",
-             str(args.max_batch_records)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if child.returncode != 0:
-            sys.exit(f"ETL phase failed:\n{child.stderr}")
-        etl = json.loads(child.stdout.strip().splitlines()[-1])
+        etl = _child("etl", root, args)
         etl["lake_bytes"] = _dir_bytes(root / "lake")
         etl["lake_files"] = sum(1 for _ in (root / "lake").rglob("*.parquet"))
         b = etl["backlog"]
@@ -216,6 +328,40 @@ def main() -> None:
         )
         m, i = etl["incremental_minute_pass"], etl["idle_pass"]
         print(f"  next minute file: {m['seconds'] * 1000:.0f} ms; idle pass: {i['seconds'] * 1000:.0f} ms", flush=True)
+
+        print("bare DuckDB SQL of the same job, same files (fresh process) ...", flush=True)
+        duck = _child("duckdb", root, args)
+        duck["rows_per_second"] = round(duck["rows"] / duck["seconds"])
+        ratio = b["records"] / b["seconds"] / (duck["rows"] / duck["seconds"])
+        print(
+            f"  {duck['rows']:,} rows in {duck['seconds']:.2f}s = {duck['rows_per_second']:,} rows/s, peak RSS "
+            f"{duck['peak_rss_mib']} MiB; coinlake / DuckDB speed: {ratio:.2f}x, memory: "
+            f"{etl['peak_rss_mib'] / duck['peak_rss_mib']:.2f}x",
+            flush=True,
+        )
+        shutil.rmtree(root / "duck-lake", ignore_errors=True)
+        targets = {
+            "speed_vs_bare_duckdb": {"measured": round(ratio, 2), "target": ">= 1.0", "before": 0.45},
+            "records_per_second": {"measured": etl["records_per_second"], "target": 500_000, "before": 104_000},
+            "peak_rss_mib": {"measured": etl["peak_rss_mib"], "target": "< 1024 at 10 M records"},
+        }
+
+        steady = None
+        if args.steady_minutes > 0:
+            print(
+                f"steady mode: {args.steady_rate:,} records/s for {args.steady_minutes:g} min, a pass per "
+                f"{args.pass_seconds} s of data (fresh process) ...",
+                flush=True,
+            )
+            steady = _child("steady", root, args)
+            print(
+                f"  {steady['passes']} passes of {steady['records_per_pass']:,} records: first "
+                f"{steady['first_passes_seconds'] * 1000:.0f} ms, last {steady['last_passes_seconds'] * 1000:.0f} ms "
+                f"({steady['last_over_first']}x), slope {steady['slope_ms_per_pass']:+.2f} ms/pass, max "
+                f"{steady['max_seconds'] * 1000:.0f} ms; {steady['lake_files']} lake files",
+                flush=True,
+            )
+            targets["steady_last_over_first"] = {"measured": steady["last_over_first"], "target": "about 1 (flat)"}
 
         print("DuckDB queries ...", flush=True)
         queries = query_phase(root / "lake", cryptos[0])
@@ -241,6 +387,9 @@ def main() -> None:
             "params": {k: v for k, v in vars(args).items() if k not in ("phase", "root", "keep", "results")},
             "generate": gen,
             "etl": etl,
+            "bare_duckdb": duck,
+            "steady": steady,
+            "targets": targets,
             "queries": queries,
         }
         args.results.parent.mkdir(parents=True, exist_ok=True)

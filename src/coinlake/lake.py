@@ -15,13 +15,24 @@ Tables
 Data files
     A file is data when its name ends in `.parquet` and starts with neither `.` nor `_`
     (the Hive, Spark and pyarrow convention: `part-00000-….snappy.parquet` from Spark
-    counts). coinlake's own writers never change a file in place: a partition rewrite
-    writes `data-<generation>.parquet` with a generation higher than every file it read
-    (a generation is the rewrite's unix second, or one more than the highest one seen),
-    then deletes the files it replaced. In the instant between the two, a partition
-    holds both; `current_files` keeps what a reader should read: the highest
-    generation, plus files of other writers (Spark), never an older generation. The
-    legacy name `data.parquet` is generation 0.
+    counts). coinlake's own writers never change a file in place. Each coinlake file
+    covers a range of generations (a generation is a write's unix second, or one more
+    than the highest one seen in the folder, whichever is higher: never reused):
+
+    - a base `data-<g>.parquet` covers [0, g]: every row of the folder up to g (the
+      legacy name `data.parquet` is generation 0);
+    - a delta `delta-<level>-<lo>-<hi>.parquet` covers [lo, hi]: only rows that no
+      older file of the folder holds. A pass writes a level-0 delta (lo = hi) of what
+      it added; merging the deltas of one level gives one delta of the next level
+      covering their ranges; compacting gives a base covering them all.
+
+    `current_files` keeps what a reader should read: every coinlake file whose range no
+    other file's range contains, plus files of other writers (Spark), so the highest
+    base and the deltas newer than it. A merge or compaction writes its new file first
+    and deletes what it replaces after: in between (or after a crash in between) both
+    exist and readers keep only the new one. Since each delta holds only new rows, even
+    a reader that reads every file sees each event once, but for the instant between a
+    merge's write and its deletes.
     Files set aside because they could not be read go to `_quarantine/<their key>` under
     the same root: no reader looks there.
 """
@@ -224,6 +235,7 @@ def split_key(key: str) -> tuple[str, str]:
 DATA_SUFFIX = ".parquet"
 LEGACY_FILE = "data.parquet"
 _GENERATION_FILE = re.compile(r"data-(\d{10,})\.parquet")
+_DELTA_FILE = re.compile(r"delta-(\d)-(\d{10,})-(\d{10,})\.parquet")
 
 
 def is_data_file(name: str) -> bool:
@@ -231,20 +243,56 @@ def is_data_file(name: str) -> bool:
     return name.endswith(DATA_SUFFIX) and not name.startswith((".", "_"))
 
 
-def generation_of(name: str) -> int | None:
-    """The generation of a coinlake-written file (`data.parquet` is 0); None for other writers'."""
+def generation_range(name: str) -> tuple[int, int] | None:
+    """The generations a coinlake-written file covers: (0, g) for a base, (lo, hi) for a
+    delta; None for other writers' files."""
     if name == LEGACY_FILE:
-        return 0
+        return (0, 0)
     m = _GENERATION_FILE.fullmatch(name)
-    return None if m is None else int(m[1])
+    if m is not None:
+        return (0, int(m[1]))
+    m = _DELTA_FILE.fullmatch(name)
+    if m is not None and int(m[2]) <= int(m[3]):
+        return (int(m[2]), int(m[3]))
+    return None
+
+
+def generation_of(name: str) -> int | None:
+    """The highest generation a coinlake-written file covers (`data.parquet` is 0); None
+    for other writers' files."""
+    span = generation_range(name)
+    return None if span is None else span[1]
+
+
+def is_base(name: str) -> bool:
+    return name == LEGACY_FILE or _GENERATION_FILE.fullmatch(name) is not None
+
+
+def delta_level(name: str) -> int | None:
+    """A delta's level (0: written by one pass); None for any other file."""
+    m = _DELTA_FILE.fullmatch(name)
+    return None if m is None or generation_range(name) is None else int(m[1])
 
 
 def generation_file(generation: int) -> str:
+    """A base covering generations up to `generation`."""
     return f"data-{int(generation):010d}{DATA_SUFFIX}"
 
 
+#: Deltas of one level merged into one of the next level when there are this many.
+DELTA_FANOUT = 8
+MAX_DELTA_LEVEL = 9
+
+
+def delta_file(level: int, lo: int, hi: int) -> str:
+    """A delta of `level` covering generations [lo, hi]."""
+    if not 0 <= level <= MAX_DELTA_LEVEL or not 0 <= lo <= hi:
+        raise ValueError(f"bad delta level {level} or range [{lo}, {hi}]")
+    return f"delta-{level}-{int(lo):010d}-{int(hi):010d}{DATA_SUFFIX}"
+
+
 def next_generation(names: Iterable[str], now: float) -> int:
-    """The generation of a rewrite of a folder holding `names`: its unix second, or one
+    """The generation of a new file in a folder holding `names`: its unix second, or one
     more than the highest generation there, whichever is higher (never reused)."""
     highest = max((g for g in map(generation_of, names) if g is not None), default=0)
     return max(int(now), highest + 1)
@@ -252,11 +300,28 @@ def next_generation(names: Iterable[str], now: float) -> int:
 
 def current_files(names: Iterable[str]) -> list[str]:
     """The data files a reader of a partition (or rollup month) folder should read, sorted:
-    the highest coinlake generation and any other writer's files (Spark's `part-*`)."""
+    the coinlake files whose generation range no other file's contains (the highest base
+    and the deltas newer than it), and any other writer's files (Spark's `part-*`)."""
     data = [n for n in names if is_data_file(n)]
-    generations = {n: generation_of(n) for n in data}
-    top = max((g for g in generations.values() if g is not None), default=None)
-    return sorted(n for n in data if generations[n] is None or generations[n] == top)
+    spans = {n: generation_range(n) for n in data}
+    ours = sorted(((s, n) for n, s in spans.items() if s is not None), key=lambda x: (x[0][0], -x[0][1], x[1]))
+    keep = [n for n, s in spans.items() if s is None]
+    # Sorted by lo ascending, then hi descending: a range is contained in another one iff
+    # some range before it reaches at least as far (equal ranges: the first name wins).
+    reach = -1
+    for (_lo, hi), name in ours:
+        if hi > reach:
+            keep.append(name)
+            reach = hi
+    return sorted(keep)
+
+
+def replaced_files(names: Iterable[str]) -> list[str]:
+    """The coinlake data files of a folder that `current_files` leaves out (what a merge
+    or compaction replaced but a crash kept from deleting), sorted."""
+    names = list(names)
+    current = set(current_files(names))
+    return sorted(n for n in names if is_data_file(n) and n not in current)
 
 
 def quarantine_key(key: str, at: float) -> str:

@@ -15,13 +15,18 @@ Steps, under an exclusive inter-process lock (`lock.EtlLock`):
    Bad lines go to the dead-letter area, each exactly once across re-runs (see
    `Rejects`); they never reach the lake.
 3. Transform the batch (`transform.to_table`), keep the first record of every
-   `event_id`, split by hour partition and merge each partition into its one Parquet
-   as a new file (`writer.merge_partition`: drop ids already there, never write over a
-   file). A partition file that cannot be read is set aside (`_quarantine/`), the batch
-   goes on without it, and the partition is rebuilt from every landing file at the end
-   of the pass (`etl.repair`); other partitions are never held up by it.
-4. Only after every partition of the batch is written, bookmark the batch's files, then
+   `event_id`, split by hour partition and merge each partition (`writer.merge_partition`,
+   on two threads: drop ids already there, never write over a file). An open hour gets a
+   delta file of what is new, so a pass costs what it brings, not the hour's size; a
+   closed hour (`CLOSE_AFTER` past its end) is rewritten as one file. A partition file
+   that cannot be read is set aside (`_quarantine/`), the batch goes on without it, and
+   the partition is rebuilt from every landing file at the end of the pass
+   (`etl.repair`); other partitions are never held up by it.
+4. With rollups, fold what the batch added into them (`rollup.refresh_rollups`).
+5. Only after every partition of the batch is written, bookmark the batch's files, then
    add the counters.
+6. At the end of the pass, compact the hours that got deltas and are closed now into
+   one file each (`writer.compact_partition`; `etl.open_partitions` lists them).
 
 A pass that dies anywhere leaves only complete files behind; the next pass re-reads the
 files that were not bookmarked and the merge drops the rows already in the lake, so every
@@ -36,6 +41,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +51,7 @@ from coinlake import lake as layout
 from coinlake.contract import LANDING_KEY
 from coinlake.deadletter import DeadLetters
 from coinlake.etl import rollup, writer
+from coinlake.etl.ids import open_ids
 from coinlake.etl.landing import (
     DEFAULT_LATENESS_HOURS,
     WATERMARK_KEY,
@@ -58,7 +65,7 @@ from coinlake.etl.lock import EtlLock
 from coinlake.etl.parse import Rows, parse_files
 from coinlake.etl.rejects import Rejects
 from coinlake.etl.transform import split_partitions, to_table
-from coinlake.etl.writer import CorruptFile
+from coinlake.etl.writer import CorruptFile, Merged
 from coinlake.state import StateStore
 from coinlake.storage import FileInfo, Storage
 
@@ -68,6 +75,13 @@ BOOKMARK_NAMESPACE = "etl.landing"
 LAST_PASS_KEY = "etl.last_pass"
 #: Partitions to rebuild from the landing zone (their file was set aside).
 REPAIR_KEY = "etl.repair"
+#: Hour partitions holding deltas, to compact once they are closed.
+OPEN_KEY = "etl.open_partitions"
+#: An hour is closed (compacted into one file, and rewritten whole by later merges) this
+#: many seconds after its end: Firehose buffers at most 900 s.
+CLOSE_AFTER = 900
+#: Partitions merged concurrently.
+WRITERS = 2
 COUNTERS = ("files", "records", "written", "duplicates", "rejected")
 #: The lock that keeps writers of one local lake apart, whichever data dir they run from.
 LAKE_LOCK = "_coinlake-etl.lock"
@@ -114,12 +128,14 @@ def run_etl(
     full_scan: bool | None = None,
     lateness_hours: float = DEFAULT_LATENESS_HOURS,
     stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> EtlResult:
     """One incremental pass. Waits for a concurrent pass to finish (`lock_timeout=None`),
     or raises `EtlBusy` if the lock is not free within `lock_timeout` seconds.
 
     With `rollups`, the hourly-candle rollup (`etl.rollup`) of every partition a batch
-    covers is refreshed after the batch is merged and before it is bookmarked.
+    covers is refreshed after the batch is merged and before it is bookmarked. `clock`
+    (unix seconds) says which hours are closed (`CLOSE_AFTER`).
 
     `full_scan`: True lists every landing hour folder, False only the window
     (`lateness_hours` before the watermark), None decides (`full_scan_due`). `stop()`
@@ -131,7 +147,7 @@ def run_etl(
     with EtlLock(lock_path, timeout=lock_timeout), _lake_lock(lake, lock_timeout):
         started = time.perf_counter()
         _clean_lake_once(lake)
-        pass_ = _Pass(lake, rollups, state)
+        pass_ = _Pass(lake, rollups, state, clock)
         totals = dict.fromkeys(COUNTERS, 0)
         rejects = Rejects(state, dead_letters)
         full = full_scan_due(landing, state) if full_scan is None else full_scan
@@ -157,6 +173,8 @@ def run_etl(
             log.debug("etl batch: %s", batch)
         _advance_watermark(landing, state, scan)
         repaired = pass_.repair(landing, rejects, max_batch_records)
+        pass_.compact_closed()
+        pass_.save_open()
         totals["rejected"] = rejects.count
         state.incr("etl.passes")
         result = EtlResult(
@@ -183,49 +201,95 @@ def run_etl(
 
 class _Pass:
     """Writes batches into the lake and its rollups; sets unreadable files aside and
-    remembers their partitions for `repair`."""
+    remembers their partitions for `repair`; compacts hours once they are closed."""
 
-    def __init__(self, lake: Storage, rollups: Storage | None, state: StateStore):
+    def __init__(self, lake: Storage, rollups: Storage | None, state: StateStore, clock: Callable[[], float]):
         self.lake = lake
         self.rollups = rollups
         self.state = state
+        self.clock = clock
         self.touched = 0
         self.set_aside = 0
+        #: Open partitions that got deltas (to compact once closed), kept in the state.
+        self.open = {tuple(p) for p in state.get(OPEN_KEY) or []}
+
+    def closed(self, key: rollup.Partition) -> bool:
+        """Whether an hour takes no more live data: `CLOSE_AFTER` seconds past its end."""
+        crypto, year, month, day, hour = key
+        end = dt.datetime(year, month, day, hour, tzinfo=dt.UTC).timestamp() + 3600
+        return end + CLOSE_AFTER <= self.clock()
 
     def load(self, table: pa.Table, only: set[rollup.Partition] | None = None) -> int:
         """Merge a batch (rows of `only` these partitions, if given), then refresh its
         rollups (before the caller bookmarks: a pass that dies here redoes both)."""
-        written = 0
-        for key, part in split_partitions(table):
-            if only is not None and key not in only:
-                continue
-            added = self._merge(key, part)
-            if added:
-                written += added
+        parts = [(key, part) for key, part in split_partitions(table) if only is None or key in only]
+        changes: dict[rollup.Partition, rollup.Change] = {}
+        for key, merged in self._merge_all(parts):
+            changes[key] = rollup.Change(merged.added, merged.before, merged.after)
+            if merged.added.num_rows:
                 self.touched += 1
+                if not self.closed(key) and len(merged.names) > 1:
+                    self.open.add(key)
         if self.rollups is not None:
-            self._refresh(rollup.partitions_of(table) if only is None else sorted(only))
-        return written
+            self._refresh(rollup.partitions_of(table) if only is None else sorted(only), changes)
+        return sum(c.added.num_rows for c in changes.values())
 
-    def _merge(self, key: rollup.Partition, rows: pa.Table) -> int:
-        folder = layout.partition_dir(*key)
+    def _merge_all(self, parts: list[tuple[rollup.Partition, pa.Table]]) -> Iterator[tuple[rollup.Partition, Merged]]:
+        """Merge partitions on `WRITERS` threads (Arrow, Parquet and fsync release the GIL);
+        a partition whose file cannot be read is set aside here and merged again."""
+        if len(parts) < 2:
+            for key, part in parts:
+                yield key, self._merge(key, part)
+            return
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="etl-merge") as pool:
+            futures = [(key, part, pool.submit(self._merge_once, key, part)) for key, part in parts]
+            for key, part, future in futures:
+                try:
+                    yield key, future.result()
+                except CorruptFile as exc:
+                    self._set_aside(exc, key)
+                    yield key, self._merge(key, part)
+
+    def _merge_once(self, key: rollup.Partition, rows: pa.Table) -> Merged:
+        return writer.merge_partition(
+            self.lake, layout.partition_dir(*key), rows, clock=self.clock, closed=self.closed(key), cache=open_ids
+        )
+
+    def _merge(self, key: rollup.Partition, rows: pa.Table) -> Merged:
         while True:
             try:
-                return writer.merge_partition(self.lake, folder, rows)
+                return self._merge_once(key, rows)
             except CorruptFile as exc:  # set it aside, merge into what is left, rebuild later
                 self._set_aside(exc, key)
 
-    def _refresh(self, partitions: list[rollup.Partition]) -> None:
+    def compact_closed(self) -> int:
+        """Compact the partitions that got deltas while open and are closed now; forget
+        them. Returns partitions compacted."""
+        done = 0
+        for key in sorted(k for k in self.open if self.closed(k)):
+            try:
+                done += writer.compact_partition(self.lake, layout.partition_dir(*key), cache=open_ids)
+            except CorruptFile as exc:
+                self._set_aside(exc, key)
+            self.open.discard(key)
+        return done
+
+    def save_open(self) -> None:
+        if sorted(self.open) != sorted(tuple(p) for p in self.state.get(OPEN_KEY) or []):
+            self.state.set(OPEN_KEY, sorted(self.open))
+
+    def _refresh(self, partitions: list[rollup.Partition], changes: dict[rollup.Partition, rollup.Change]) -> None:
         assert self.rollups is not None
         while True:
             try:
-                rollup.refresh_rollups(self.lake, self.rollups, partitions)
+                rollup.refresh_rollups(self.lake, self.rollups, partitions, changes)
                 return
             except CorruptFile as exc:
                 key = layout.parse_partition_dir(layout.split_key(exc.key)[0])
                 if key is None or exc.storage is not self.lake:
                     raise
                 self._set_aside(exc, key)
+                changes = {}  # the set-aside partition is recomputed from what is left
 
     def _set_aside(self, exc: CorruptFile, key: rollup.Partition) -> None:
         writer.set_aside(exc.storage, exc.key)

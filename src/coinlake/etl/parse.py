@@ -15,9 +15,12 @@ tests check that the fast path never accepts what `from_json` would reject.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -32,6 +35,7 @@ _TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
 _CANONICAL = re.compile(f"{_TS}{_TS}[0-9]{{1,20}}(?:\\.[0-9]{{1,12}})?")
 
 LANDING_FIELDS = ("event_id", "source", "crypto", "currency", "amount", "timestamp_utc", "ingested_at")
+LANDING_SCHEMA = pa.schema([(name, pa.string()) for name in LANDING_FIELDS])
 
 
 @dataclass(frozen=True)
@@ -49,45 +53,49 @@ class BadLine:
 
 
 class Rows:
-    """The valid records of one batch, first occurrence of each `event_id` only.
+    """The valid records of one batch, in order; `transform.to_table` keeps the first
+    occurrence of each `event_id` (with Arrow: no per-record Python work on the fast path).
 
     Canonically shaped records keep their 7 landing strings, column by column, for the
-    vectorised transform; any other shape is transformed here by `contract.lake_row`.
+    vectorised transform: whole files as Arrow tables (`add_table`), single records
+    (`add`) as lists. Any other shape is transformed here by `contract.lake_row`, unless
+    its `event_id` came earlier in the batch (then it is only counted).
     """
 
-    __slots__ = ("columns", "slow", "seen", "count", "duplicates")
+    __slots__ = ("parts", "_lists", "_seen", "_synced", "count")
 
     def __init__(self) -> None:
-        self.columns: tuple[list[str], ...] = tuple([] for _ in LANDING_FIELDS)
-        self.slow: list[dict[str, Any]] = []
-        self.seen: set[str] = set()
+        #: In order: ("table", landing strings) or ("slow", lake rows as dicts).
+        self.parts: list[tuple[str, Any]] = []
+        self._lists: tuple[list[str], ...] | None = None
+        self._seen: set[str] = set()  # ids before the last slow record (synced lazily)
+        self._synced = 0  # parts whose ids are in _seen
         self.count = 0  # valid records added (duplicates included)
-        self.duplicates = 0  # records whose event_id was already in this batch
 
-    def add_columns(self, columns: list[list[str]]) -> None:
-        """Add whole canonical columns (in `LANDING_FIELDS` order), skipping seen event ids."""
-        ids = columns[0]
-        self.count += len(ids)
-        seen = self.seen
-        keep = []
-        for i, event_id in enumerate(ids):
-            if event_id in seen:
-                self.duplicates += 1
-            else:
-                seen.add(event_id)
-                keep.append(i)
-        whole = len(keep) == len(ids)
-        for mine, theirs in zip(self.columns, columns, strict=True):
-            mine.extend(theirs if whole else [theirs[i] for i in keep])
+    def add_table(self, table: pa.Table) -> None:
+        """Add a file's canonical records (`LANDING_FIELDS` string columns)."""
+        self._flush()
+        self.parts.append(("table", table))
+        self.count += table.num_rows
 
     def add(self, rec: LandingRecord) -> None:
         event_id, ts, ing, amount = rec.event_id, rec.timestamp_utc, rec.ingested_at, rec.amount
-        if event_id in self.seen:
-            self.count += 1
-            self.duplicates += 1
-            return
-        if _CANONICAL.fullmatch(ts + ing + amount):
-            c = self.columns
+        canonical = _CANONICAL.fullmatch(ts + ing + amount) is not None
+        if not canonical:
+            self._flush()
+            self._sync()
+            if event_id in self._seen:
+                self.count += 1
+                return
+            row = lake_row(rec)  # may raise: then the record is not added
+            if not self.parts or self.parts[-1][0] != "slow":
+                self.parts.append(("slow", []))
+            self.parts[-1][1].append(row)
+            self._synced = len(self.parts)
+        else:
+            if self._lists is None:
+                self._lists = tuple([] for _ in LANDING_FIELDS)
+            c = self._lists
             c[0].append(event_id)
             c[1].append(rec.source)
             c[2].append(rec.crypto)
@@ -95,66 +103,169 @@ class Rows:
             c[4].append(amount)
             c[5].append(ts)
             c[6].append(ing)
-        else:
-            self.slow.append(lake_row(rec))  # may raise: then the record is not added
-        self.seen.add(event_id)
+        self._seen.add(event_id)
         self.count += 1
+
+    def finish(self) -> list[tuple[str, Any]]:
+        """The parts, every record in one."""
+        self._flush()
+        return self.parts
+
+    def _flush(self) -> None:
+        if self._lists is not None:
+            table = pa.table([pa.array(col, pa.string()) for col in self._lists], schema=LANDING_SCHEMA)
+            self.parts.append(("table", table))
+            self._synced = len(self.parts)  # their ids went into _seen one by one
+            self._lists = None
+
+    def _sync(self) -> None:
+        """Put the ids of the Arrow parts added since into `_seen` (only when a batch mixes
+        in records of other shapes)."""
+        for kind, part in self.parts[self._synced :]:
+            if kind == "table":
+                self._seen.update(part["event_id"].to_pylist())
+        self._synced = len(self.parts)
+
+    def first_ids(self) -> pa.Array:
+        """Positions (in the concatenation of the parts) of the first record of each id."""
+        ids = [part["event_id"] if kind == "table" else pa.array([r["event_id"] for r in part], pa.string())
+               for kind, part in self.finish()]  # fmt: skip
+        return keep_first(pa.chunked_array(ids, pa.string()))
+
+    @property
+    def duplicates(self) -> int:
+        """Records whose event_id came earlier in the batch."""
+        return self.count - len(self.first_ids())
+
+    @property
+    def columns(self) -> tuple[list[str], ...]:
+        """The distinct canonical records' landing strings, column by column (inspection)."""
+        keep = set(self.first_ids().to_pylist())
+        out: tuple[list[str], ...] = tuple([] for _ in LANDING_FIELDS)
+        offset = 0
+        for kind, part in self.parts:
+            n = part.num_rows if kind == "table" else len(part)
+            if kind == "table":
+                rows = part.take([i - offset for i in range(offset, offset + n) if i in keep])
+                for mine, name in zip(out, LANDING_FIELDS, strict=True):
+                    mine.extend(rows[name].to_pylist())
+            offset += n
+        return out
+
+
+def keep_first(ids: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The sorted positions of the first occurrence of each value."""
+    if len(ids) == 0:
+        return pa.array([], pa.int64())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    # A dictionary numbers values in order of first appearance: a position holds a first
+    # occurrence exactly where the running maximum of the numbers goes up.
+    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+    top = np.maximum.accumulate(codes)
+    first = np.empty(len(codes), dtype=bool)
+    first[0] = True
+    np.greater(top[1:], top[:-1], out=first[1:])
+    return pa.array(np.flatnonzero(first))
 
 
 #: A canonical landing line is ~220 bytes; longer lines take the per-line path.
 MAX_CANONICAL_LINE = 4096
-_ARROW_SCHEMA = pa.schema([(name, pa.string()) for name in LANDING_FIELDS])
-_ARROW_PARSE = pj.ParseOptions(explicit_schema=_ARROW_SCHEMA, unexpected_field_behavior="ignore")
+_ARROW_PARSE = pj.ParseOptions(explicit_schema=LANDING_SCHEMA, unexpected_field_behavior="ignore")
 _ARROW_TS = pa.timestamp("us", tz="UTC")
+#: Arrow parses blocks of this size on its threads (a line never spans two: it splits at newlines).
+_BLOCK = 1 << 20
 _ARROW_PRICE = pa.decimal128(38, 12)
 
 
-def canonical_columns(data: bytes) -> list[list[str]] | None:
+def canonical_columns(data: bytes) -> pa.Table | None:
     """The whole file at Arrow speed, when every record in it is canonical and valid.
 
     Parses the file with Arrow's JSON reader and checks every column with vectorised
     rules at least as strict as the contract's (canonical shapes only). Returns the seven
-    landing columns, or None if anything in the file is unusual, missing or invalid:
+    landing columns (strings, `LANDING_SCHEMA`), or None if anything in the file is unusual, missing or invalid:
     then the file goes through the per-line path, which decides and gives reasons.
     """
     if not data.strip() or data.startswith(b"\xef\xbb\xbf"):
         return None
-    if max(map(len, data.split(b"\n"))) > MAX_CANONICAL_LINE:  # e.g. a huge extra field: judged per line
+    if _longest_line(data) > MAX_CANONICAL_LINE:  # e.g. a huge extra field: judged per line
         return None
     try:
-        options = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
+        options = pj.ReadOptions(use_threads=True, block_size=_BLOCK)
         table = pj.read_json(pa.BufferReader(data), read_options=options, parse_options=_ARROW_PARSE)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if table.num_rows == 0 or any(col.null_count for col in table.columns):
         return None
     c = {name: table.column(name) for name in LANDING_FIELDS}
-
-    def every(mask: pa.ChunkedArray) -> bool:
-        return bool(pc.all(mask).as_py())
-
     try:
-        valid = (
-            every(pc.match_substring_regex(c["crypto"], r"^[A-Z0-9]{1,12}$"))
-            and every(pc.match_substring_regex(c["currency"], r"^[A-Z0-9]{1,12}$"))
-            and all(
-                every(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(c[n])), 0))
-                and not bool(pc.any(pc.match_substring_regex(c[n], r"[\x00-\x1f]")).as_py())
-                for n in ("event_id", "source")
-            )
-            and every(pc.match_substring_regex(c["amount"], r"^[0-9]{1,20}(\.[0-9]{1,12})?$"))
-            and every(pc.match_substring_regex(c["timestamp_utc"], f"^{_TS}$"))
-            and every(pc.match_substring_regex(c["ingested_at"], f"^{_TS}$"))
-        )
-        if valid:
-            price = pc.cast(c["amount"], _ARROW_PRICE)
-            low, high = pa.scalar(0, _ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, _ARROW_PRICE)
-            valid = every(pc.greater(price, low)) and every(pc.less(price, high))
-            pc.cast(c["timestamp_utc"], _ARROW_TS)  # raises on an impossible date (2026-02-30)
-            pc.cast(c["ingested_at"], _ARROW_TS)
+        checks = _checks(c)
+        valid = all(_pool().map(lambda check: check(), checks))  # Arrow releases the GIL
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return [col.to_pylist() for col in c.values()] if valid else None
+    return table.select(list(LANDING_FIELDS)) if valid else None
+
+
+def _every(mask: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pc.all(mask).as_py())
+
+
+def _no_blank_or_control(col: pa.ChunkedArray | pa.Array) -> bool:
+    return _every(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)) and not bool(
+        pc.any(pc.match_substring_regex(col, r"[\x00-\x1f]")).as_py()
+    )
+
+
+def _code(col: pa.ChunkedArray) -> bool:
+    """Few distinct values: check the dictionary of them."""
+    return _every(pc.match_substring_regex(_distinct(col), r"^[A-Z0-9]{1,12}$"))
+
+
+def _distinct(col: pa.ChunkedArray) -> pa.Array:
+    return pc.unique(col)
+
+
+def _amounts(col: pa.ChunkedArray) -> bool:
+    if not _every(pc.match_substring_regex(col, r"^[0-9]{1,20}(\.[0-9]{1,12})?$")):
+        return False
+    price = pc.cast(col, _ARROW_PRICE)
+    low, high = pa.scalar(0, _ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, _ARROW_PRICE)
+    return _every(pc.greater(price, low)) and _every(pc.less(price, high))
+
+
+def _timestamps(col: pa.ChunkedArray) -> bool:
+    if not _every(pc.match_substring_regex(col, f"^{_TS}$")):
+        return False
+    pc.cast(col, _ARROW_TS)  # raises on an impossible date (2026-02-30)
+    return True
+
+
+def _checks(c: dict[str, pa.ChunkedArray]) -> list[Callable[[], bool]]:
+    """The vectorised rules, each a call that may run on its own thread."""
+    return [
+        lambda: _code(c["crypto"]) and _code(c["currency"]) and _no_blank_or_control(_distinct(c["source"])),
+        lambda: _no_blank_or_control(c["event_id"]),
+        lambda: _amounts(c["amount"]),
+        lambda: _timestamps(c["timestamp_utc"]),
+        lambda: _timestamps(c["ingested_at"]),
+    ]
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(2, thread_name_prefix="etl-parse")
+    return _POOL
+
+
+def _longest_line(data: bytes) -> int:
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    if len(ends) == 0:
+        return len(data)
+    return int(max(ends[0] + 1, np.diff(ends).max(initial=0), len(data) - ends[-1] - 1))
 
 
 def parse_files(datas: list[bytes], rows: Rows) -> list[list[BadLine]]:
@@ -164,7 +275,7 @@ def parse_files(datas: list[bytes], rows: Rows) -> list[list[BadLine]]:
     joined = b"".join(d if d.endswith(b"\n") else d + b"\n" for d in datas)
     columns = canonical_columns(joined) if len(datas) > 1 else None
     if columns is not None:
-        rows.add_columns(columns)
+        rows.add_table(columns)
         return [[] for _ in datas]
     return [parse_into(data, rows) for data in datas]
 
@@ -173,7 +284,7 @@ def parse_into(data: bytes, rows: Rows) -> list[BadLine]:
     """Append the valid records of one landing file to `rows`; return its bad lines."""
     columns = canonical_columns(data)
     if columns is not None:  # the common case: the whole file at once
-        rows.add_columns(columns)
+        rows.add_table(columns)
         return []
     bad: list[BadLine] = []
     fast = LandingRecord.model_validate_json

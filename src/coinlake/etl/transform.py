@@ -2,7 +2,8 @@
 
 Canonically shaped records (see `parse.Rows`) are cast column-wise with Arrow (tests
 prove the result equal to `lake_row`); the others arrive already transformed by
-`lake_row`. The result has the lake's `LAKE_SCHEMA` (`coinlake.lake`).
+`lake_row`. Duplicates within the batch are dropped with Arrow (the first record of an
+`event_id` wins). The result has the lake's `LAKE_SCHEMA` (`coinlake.lake`).
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ _PRICE = LAKE_SCHEMA.field("price").type
 
 
 def to_table(rows: Rows) -> pa.Table:
-    """The batch's distinct records as a table with `LAKE_SCHEMA` (canonical rows first)."""
-    parts = []
-    if rows.columns[0]:
-        parts.append(_fast_table(rows.columns))
-    if rows.slow:
-        parts.append(pa.Table.from_pylist(rows.slow, schema=LAKE_SCHEMA))
+    """The batch's distinct records (the first of each `event_id`, in order) as a table
+    with `LAKE_SCHEMA`."""
+    parts = [_fast_table(part) if kind == "table" else pa.Table.from_pylist(part, schema=LAKE_SCHEMA)
+             for kind, part in rows.finish()]  # fmt: skip
     if not parts:
         return LAKE_SCHEMA.empty_table()
-    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    keep = rows.first_ids()
+    return table if len(keep) == table.num_rows else table.take(keep)
 
 
-def _fast_table(columns: tuple[list[str], ...]) -> pa.Table:
-    s = {name: pa.array(col, pa.string()) for name, col in zip(LANDING_FIELDS, columns, strict=True)}
+def _fast_table(landing: pa.Table) -> pa.Table:
+    s = {name: landing[name] for name in LANDING_FIELDS}
     timestamp = pc.cast(s["timestamp_utc"], _TS)
     return pa.Table.from_pydict(
         {

@@ -106,11 +106,11 @@ def test_a_pass_that_dies_half_way_is_completed_by_the_next_without_duplicates(e
     real_merge = writer.merge_partition
     calls = []
 
-    def dies_after_first_partition(lake, key, rows):
+    def dies_after_first_partition(lake, key, rows, **kwargs):
         if calls:
             raise OSError("disk on fire")
         calls.append(key)
-        return real_merge(lake, key, rows)
+        return real_merge(lake, key, rows, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(writer, "merge_partition", dies_after_first_partition)
@@ -167,7 +167,7 @@ def test_a_rerun_after_a_crash_does_not_dead_letter_the_same_line_twice(env, mak
     good = make_series(2)
     env.land([good[0], b"not json\n", good[1]])
 
-    def boom(lake, key, rows):
+    def boom(lake, key, rows, **kwargs):
         raise RuntimeError("killed")
 
     with pytest.MonkeyPatch.context() as mp:
