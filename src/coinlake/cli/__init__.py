@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from coinlake import __version__
-from coinlake.cli import alerts, etl, query, run, serve, status
+from coinlake.cli import alerts, etl, query, run, serve, status, ticks
 from coinlake.cli.keys import keys_app
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command("serve")(serve.serve)
 app.command("etl")(etl.etl)
 app.command("query")(query.query)
 app.command("status")(status.status)
+app.command("ticks-to-kinesis")(ticks.ticks_to_kinesis)
 app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
 app.add_typer(alerts.alerts_app, name="alerts")
 
