@@ -31,9 +31,7 @@ def ticks_to_kinesis(
         str | None,
         typer.Option(envvar=DEAD_LETTER_ENV, help="Folder or s3:// URI for dead letters (else logged only)."),
     ] = None,
-    duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds.", show_default="never")
-    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", show_default="never")] = None,
     log_format: logs.LogFormatOption = "auto",
 ) -> None:
     """Put the Coinbase Exchange feed's ticks on a Kinesis stream until SIGTERM (the ticks container's command)."""
