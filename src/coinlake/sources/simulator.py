@@ -360,11 +360,17 @@ class SimulatorServer(BackgroundServer):
         return self
 
 
-def serve(host: str = "127.0.0.1", port: int = 8001, seed: int | None = None, faults: FaultPlan | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    seed: int | None = None,
+    faults: FaultPlan | None = None,
+    feed: FeedPlan | None = None,
+) -> None:
     """Run the simulator in the foreground until interrupted (`coinlake simulator`)."""
-    log.info("Coinbase simulator on http://%s:%d (seed %s, faults %s)", host, port, seed, faults)
+    log.info("Coinbase simulator on http://%s:%d (seed %s, faults %s, feed %s)", host, port, seed, faults, feed)
     uvicorn.run(
-        create_app(seed=seed, faults=faults),
+        create_app(seed=seed, faults=faults, feed=feed),
         host=host,
         port=port,
         log_level="info",

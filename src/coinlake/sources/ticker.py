@@ -92,16 +92,20 @@ def ticker_record(
     event_id = trade_event_id(source, product, trade_id)
     amount = msg.get("price")
     parse_amount(amount, max_amount_for(crypto))
-    return LandingRecord.from_dict(
-        {
-            "event_id": event_id,
-            "source": source,
-            "crypto": crypto,
-            "currency": currency,
-            "amount": amount,
-            "timestamp_utc": timestamp,
-            "ingested_at": ingested_at,
-        }
+    assert isinstance(amount, str)  # parse_amount admits decimal strings only
+    if not source.strip():
+        raise ContractError("invalid_record", "source: must not be blank")
+    parse_ts(ingested_at)
+    # Every field was checked above with the validators LandingRecord runs (parse_pair's code
+    # pattern, parse_amount, parse_ts): built without validating again, a third of a tick's cost.
+    return LandingRecord.model_construct(
+        event_id=event_id,
+        source=source,
+        crypto=crypto,
+        currency=currency,
+        amount=amount,
+        timestamp_utc=timestamp,
+        ingested_at=ingested_at,
     )
 
 

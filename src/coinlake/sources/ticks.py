@@ -134,6 +134,7 @@ class TickSource:
         self._rng = random.Random()
         self.connections = 0  # connections that delivered at least one message (for tests and logs)
         self.dropped = 0  # messages dropped on a full queue since this source was made
+        self.received = 0  # messages read from the feed since this source was made
 
     # ------------------------------------------------------------------ public
     def run(self, stop: threading.Event) -> None:
@@ -223,6 +224,7 @@ class TickSource:
             try:
                 async for raw in ws:
                     last_rx = loop.time()
+                    self.received += 1
                     if not delivered:
                         delivered = True
                         self.connections += 1

@@ -120,3 +120,18 @@ def test_polling_and_ticks_of_the_same_origin_share_a_data_dir_live_and_simulate
     check_source(state, tmp_path, "simulated-ws")
     with pytest.raises(MixedSources):
         check_source(state, tmp_path, "coinbase-ws")
+
+
+def test_a_ticker_record_is_exactly_what_full_validation_makes_of_it():
+    """`ticker_record` skips the model's second validation: the record must be the one
+    `LandingRecord.from_dict` makes of the same fields, for every ticker of the real feed."""
+    for line in RECORDED.read_text().splitlines():
+        msg = json.loads(line)
+        if msg["type"] == "ticker":
+            rec = record(msg)
+            assert LandingRecord.from_dict(rec.model_dump()) == rec
+            assert LandingRecord.from_json(rec.to_json_line()) == rec
+    with pytest.raises(ContractError):
+        ticker_record(TICKER, source=" ", ingested_at="2026-11-29T10:00:00.000Z")
+    with pytest.raises(ContractError):
+        ticker_record(TICKER, source="coinbase-ws", ingested_at="now")
