@@ -78,6 +78,7 @@ bench: $(VENV)/.bench  ## run the benchmarks (prints figures, writes benchmarks/
 	$(BIN)/python benchmarks/deadletters.py
 	$(BIN)/python benchmarks/history.py
 	$(BIN)/python benchmarks/seed_import.py
+	$(BIN)/python benchmarks/ticks.py
 
 package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton), and the wheel Glue installs
 	$(BIN)/python scripts/package.py --arch $(ARCH)

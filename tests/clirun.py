@@ -15,13 +15,15 @@ from coinlake.contract import LandingRecord
 from coinlake.stream.log import StreamLog
 
 
-def cli(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout: float = 120, check: bool = True, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "coinlake", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env_extra or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"coinlake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")

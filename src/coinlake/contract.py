@@ -23,6 +23,8 @@ SOURCE_COINBASE = "coinbase"
 SOURCE_SIMULATOR = "simulator"
 #: The `source` label of prices brought in from the seed's own landing bucket (`coinlake import-seed`).
 SOURCE_SEED_IMPORT = "seed-import"
+#: The `source` label of ticks from the Coinbase Exchange WebSocket feed (`--source coinbase-ws`).
+SOURCE_COINBASE_WS = "coinbase-ws"
 #: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 
@@ -164,6 +166,14 @@ def event_id_for(source: str, pair: str, slot: dt.datetime) -> str:
     """Deterministic id of one observation: the same poll slot always gives the same id,
     so a record re-sent after a crash or retry is recognised downstream."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}|{pair.upper()}|{format_ts(slot)}"))
+
+
+def trade_event_id(source: str, pair: str, trade_id: int) -> str:
+    """Deterministic id of one trade's tick: the exchange numbers the trades of a product
+    (`trade_id`), so a tick received again (a replay, a reconnect) gets the same id."""
+    if isinstance(trade_id, bool) or not isinstance(trade_id, int):
+        raise ContractError("bad_trade_id", f"trade_id must be an integer, got {trade_id!r}")
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}|{pair.upper()}|trade:{trade_id}"))
 
 
 # ------------------------------------------------------------------- the record

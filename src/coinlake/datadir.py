@@ -6,6 +6,9 @@
 - A data directory holds prices from one source. The first `run` that reaches its
   source records it (`settings.source`) in the state store; a later `run` with another
   source raises `MixedSources` unless it is allowed explicitly (`--allow-mixed-sources`).
+  Polling and ticks of the same origin are one source here: `coinbase` and `coinbase-ws`
+  (both live Coinbase, told apart by each record's `source` field) mix freely, as do
+  `simulated` and `simulated-ws`; live and simulated prices never do.
   A data directory from before this rule has no record: its next run records its source.
 """
 
@@ -72,7 +75,7 @@ def check_source(state: StateStore, data_dir: Path, source: str, *, allow_mixed:
     logs a warning. Records nothing: `record_source` does, once prices can flow.
     """
     held = state.get(SOURCE_KEY)
-    if held is None or held == source:
+    if held is None or origin(held) == origin(source):
         return
     if not allow_mixed:
         raise MixedSources(
@@ -80,6 +83,11 @@ def check_source(state: StateStore, data_dir: Path, source: str, *, allow_mixed:
             "Use another --data-dir, or --allow-mixed-sources to mix them on purpose."
         )
     log.warning("adding %s prices to %s, which holds prices from %s (--allow-mixed-sources)", source, data_dir, held)
+
+
+def origin(source: str) -> str:
+    """Where a source's prices come from, whether polled or as ticks: `coinbase-ws` -> `coinbase`."""
+    return source.removesuffix("-ws")
 
 
 def record_source(state: StateStore, source: str) -> None:

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from coinlake.contract import SOURCE_COINBASE, SOURCE_SIMULATOR
+from coinlake.contract import SOURCE_COINBASE, SOURCE_COINBASE_WS, SOURCE_SIMULATOR
 from coinlake.datadir import check_source, ensure_data_dir, record_source, require_data_dir
 from coinlake.deadletter import DeadLetters
 from coinlake.delivery.worker import Delivery
 from coinlake.etl.job import EtlResult, run_etl
-from coinlake.settings import Settings
+from coinlake.settings import TICK_SOURCES, Settings
 from coinlake.state import StateStore
 from coinlake.storage import Storage
 from coinlake.stream.log import StreamLog
@@ -129,16 +129,31 @@ class Pipeline:
             state=self.state,
         )
 
+    @property
+    def simulated(self) -> bool:
+        """The prices come from the embedded simulator (polled or as a feed)."""
+        return self.settings.source.startswith("simulated")
+
+    @property
+    def ticks(self) -> bool:
+        """The source is a WebSocket feed of ticks rather than a poller."""
+        return self.settings.source in TICK_SOURCES
+
+    @property
+    def source_label(self) -> str:
+        """The `source` field of the records this run writes."""
+        return SOURCE_SIMULATOR if self.simulated else SOURCE_COINBASE_WS if self.ticks else SOURCE_COINBASE
+
     @contextlib.contextmanager
     def source_url(self) -> Iterator[str]:
-        """The Coinbase base URL to poll; starts the embedded simulator when asked to."""
-        if self.settings.source != "simulated":
-            yield self.settings.coinbase_url
+        """The Coinbase base URL to poll or feed URL to read; starts the embedded simulator when asked to."""
+        if not self.simulated:
+            yield self.settings.ticks.url if self.ticks else self.settings.coinbase_url
             return
         from coinlake.sources.simulator import SimulatorServer
 
         with SimulatorServer(port=self.settings.simulator_port) as server:
-            yield server.url
+            yield server.ws_url if self.ticks else server.url
 
     # ------------------------------------------------------------------ run
     @contextlib.contextmanager
@@ -151,7 +166,7 @@ class Pipeline:
         from coinlake.serving import BackgroundServer
 
         s = self.settings
-        app = build_app(s, demo=s.source == "simulated", recent_alerts=self.recent_alerts)
+        app = build_app(s, demo=self.simulated, recent_alerts=self.recent_alerts)
         try:
             with BackgroundServer(app, s.api.host, s.api.port, lifespan="on") as server:
                 yield server.url, app.state.demo_key
@@ -164,47 +179,76 @@ class Pipeline:
         Before starting anything, raises `RunLocked` if another run holds the data
         directory, `MixedSources` if it holds another source's prices (and
         `settings.allow_mixed_sources` is off), `SourceUnreachable` if the source cannot
-        be reached at all, and OSError if the API's port is taken. The run lock is held
-        until this returns (or the process dies).
+        be reached at all (`FeedUnreachable` for a feed of ticks), and OSError if the API's
+        port is taken. The run lock is held until this returns (or the process dies).
         """
         from coinlake.runlock import RunLock
-        from coinlake.sources.coinbase import CoinbaseClient
 
         s = self.settings
         report = RunReport(started_at=time.time())
         with RunLock(s.data_dir, source=s.source):
             check_source(self.state, s.data_dir, s.source, allow_mixed=s.allow_mixed_sources)
-            with (
-                self.source_url() as url,
-                CoinbaseClient.from_settings(s.model_copy(update={"coinbase_url": url})) as client,
-            ):
-                client.probe(s.symbols[0])
+            with self.source_url() as url, self._producer(url) as produce:
                 record_source(self.state, s.source)
                 report.source_url = url
                 with self.api_server() as (report.api_url, report.demo_key):
-                    self._run_workers(client, stop, report, on_started)
+                    self._run_workers(produce, stop, report, on_started)
         report.stopped_at = time.time()
         return report
 
-    def _run_workers(self, client, stop: threading.Event, report: RunReport, on_started) -> None:
+    @contextlib.contextmanager
+    def _producer(self, url: str) -> Iterator[Callable[[threading.Event], None]]:
+        """The source's loop (`run(stop)`), once the source answered: the poller, or the ticks reader."""
+        s = self.settings
+        if self.ticks:
+            source = self.tick_source(url)
+            source.probe(s.ticks.idle_timeout)
+            yield source.run
+            return
+        from coinlake.sources.coinbase import CoinbaseClient
         from coinlake.sources.poller import Poller
 
+        with CoinbaseClient.from_settings(s.model_copy(update={"coinbase_url": url})) as client:
+            client.probe(s.symbols[0])
+            poller = Poller(
+                client,
+                s.symbols,
+                s.interval,
+                self.stream_sink,
+                self.dead_letters,
+                self.state,
+                source=self.source_label,
+                plausibility=s.plausibility.rule,
+            )
+            yield poller.run
+
+    def tick_source(self, url: str | None = None):
+        """The WebSocket ticks source on this data directory's stream, state and dead letters."""
+        from coinlake.sources.ticks import TickSource
+
         s = self.settings
-        label = SOURCE_SIMULATOR if s.source == "simulated" else SOURCE_COINBASE
-        poller = Poller(
-            client,
+        return TickSource(
+            url or s.ticks.url,
             s.symbols,
-            s.interval,
             self.stream_sink,
             self.dead_letters,
             self.state,
-            source=label,
+            source=self.source_label,
             plausibility=s.plausibility.rule,
+            max_amount=s.max_amount,
+            max_amounts=s.plausibility.max_amount,
+            queue_size=s.ticks.queue_size,
+            batch_max=s.ticks.batch_max,
+            idle_timeout=s.ticks.idle_timeout,
+            backoff_max=s.ticks.backoff_max,
         )
+
+    def _run_workers(self, produce, stop: threading.Event, report: RunReport, on_started) -> None:
+        s = self.settings
         stops = {name: threading.Event() for name in ("poller", "delivery", "etl")}
         failed = threading.Event()
         threads = [
-            _worker("poller", poller.run, stops["poller"], failed, report),
+            _worker("poller", produce, stops["poller"], failed, report),
             _worker("delivery", lambda ev: self._delivery_loop(ev, report), stops["delivery"], failed, report),
             _worker("etl", lambda ev: self._etl_loop(ev, report), stops["etl"], failed, report),
         ]

@@ -32,10 +32,15 @@ from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_S
 DEFAULT_CONFIG_FILE = "coinlake.toml"
 _CODE = re.compile(r"^[A-Z0-9]{1,12}$")
 COINBASE_URL = "https://api.coinbase.com"
+#: The Coinbase Exchange WebSocket feed (ticks: `--source coinbase-ws`).
+COINBASE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
 
 
-#: Where `run` gets its prices: live Coinbase or the embedded simulator.
-Source = Literal["coinbase", "simulated"]
+#: Where `run` gets its prices: live Coinbase polled (`coinbase`) or its WebSocket ticks
+#: (`coinbase-ws`), or the embedded simulator polled or as a feed (`simulated`, `simulated-ws`).
+Source = Literal["coinbase", "simulated", "coinbase-ws", "simulated-ws"]
+#: The sources that read a WebSocket feed instead of polling.
+TICK_SOURCES = ("coinbase-ws", "simulated-ws")
 
 
 class SettingsError(Exception):
@@ -101,6 +106,28 @@ class PlausibilitySettings(BaseModel):
         return PlausibilityRule(self.max_jump_pct, self.window_seconds)
 
 
+class TickSettings(BaseModel):
+    """The WebSocket ticks source (`[ticks]` in TOML, `COINLAKE_TICKS__URL=…` in env); see
+    `coinlake.sources.ticks` for what each knob bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(COINBASE_WS_URL, description="The Exchange WebSocket feed (`--source coinbase-ws`).")
+    queue_size: int = Field(
+        100_000, ge=100, le=10_000_000, description="Messages held between the feed and the stream (then dropped)."
+    )
+    batch_max: int = Field(5_000, ge=1, le=100_000, description="Most messages stored in one stream append.")
+    idle_timeout: float = Field(10.0, ge=1, le=600, description="Seconds of silence before reconnecting.")
+    backoff_max: float = Field(30.0, ge=0.1, le=600, description="Longest wait between two reconnects, seconds.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be a ws:// or wss:// URL, got {v!r}")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COINLAKE_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -115,7 +142,7 @@ class Settings(BaseSettings):
     )
 
     # --- source
-    source: Source = Field("coinbase", description="Live Coinbase or the simulator.")
+    source: Source = Field("coinbase", description="Live Coinbase (polled or ticks) or the simulator.")
     coinbase_url: str = Field(COINBASE_URL, description="Base URL of the Coinbase API.")
     symbols: Annotated[list[str], NoDecode] = Field(
         ["BTC-USD", "ETH-USD", "XRP-USD"], description="Coinbase pairs to poll (comma-separated in env/CLI)."
@@ -180,6 +207,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, description="REST API: host, port, usage plans.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert rules and channels.")
     athena: AthenaSettings = Field(default_factory=AthenaSettings, description="Athena, for the AWS shape's API.")
+    ticks: TickSettings = Field(default_factory=TickSettings, description="The WebSocket ticks source.")
     plausibility: PlausibilitySettings = Field(
         default_factory=PlausibilitySettings, description="Implausible prices: jump threshold, window, per-asset caps."
     )

@@ -49,6 +49,8 @@ WORKFLOW_FILES = [WORKFLOWS / "deploy.yml", WORKFLOWS / "test.yml"]
 #: Files that must be the same in every environment (they differ in tfvars, backend key, README).
 SHARED_FILES = ("main.tf", "variables.tf", "outputs.tf", "provider.tf", "versions.tf", "backend.hcl.example")
 CONTRACT_MODULES = ("storage", "source", "stream", "delivery", "etl", "query", "api", "alerts", "monitoring")
+#: Modules the environments call behind a switch that is off in both tfvars (see test_ticks_module.py).
+OPTIONAL_MODULES = ("ticks",)
 EVENTS = REPO / "events"
 
 
@@ -94,7 +96,7 @@ def test_dev_and_prod_are_one_configuration_with_their_own_tfvars_and_state_key(
 def test_the_environments_call_every_module_of_the_contract_and_nothing_else():
     for env in ENVIRONMENTS:
         sources = module_sources(config_dir(env))
-        assert sorted(sources) == sorted(f"../../modules/{m}" for m in CONTRACT_MODULES)
+        assert sorted(sources) == sorted(f"../../modules/{m}" for m in CONTRACT_MODULES + OPTIONAL_MODULES)
 
 
 def test_dev_is_small_and_disposable_and_prod_is_protected_with_longer_retention():

@@ -54,7 +54,14 @@ def test_the_version_is_written_once_in_the_package_not_in_pyproject():
     ("command", "expected"),
     [
         ("run", ["--interval <float> Seconds between polls. [default: 60]", "[default: 300]", "[default: never]"]),
-        ("run", ["--source <coinbase|simulated>", "[default: coinbase]", "[default: BTC-USD,ETH-USD,XRP-USD]"]),
+        (
+            "run",
+            [
+                "--source <coinbase|simulated|coinbase-ws|simulated-ws>",
+                "[default: coinbase]",
+                "[default: BTC-USD,ETH-USD,XRP-USD]",
+            ],
+        ),
         ("run", ["--log-format <auto|plain|json|rich>", "[default: auto]", "[default: 8000]"]),
         ("serve", ["[default: 127.0.0.1]", "[default: 8000]", "--log-format <auto|plain|json|rich>"]),
         ("simulator", ["[default: 8001]", "--log-format <auto|plain|json|rich>"]),

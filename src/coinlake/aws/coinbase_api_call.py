@@ -26,13 +26,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
 from coinlake.aws.producer import StreamUnavailable, coinbase_secret, load_settings, poll_to_stream, schedule_slot
-from coinlake.aws.runtime import DEAD_LETTER_ENV, deadline
+from coinlake.aws.runtime import DEAD_LETTER_ENV, STREAM_ENV, deadline
 
-__all__ = ["StreamUnavailable", "coinbase_secret", "handler", "load_settings", "schedule_slot"]
+__all__ = ["STREAM_ENV", "StreamUnavailable", "coinbase_secret", "handler", "load_settings", "schedule_slot"]
 
 logger = Logger(service="coinlake-producer")
 
-STREAM_ENV = "COINLAKE_KINESIS_STREAM_NAME"
 #: Seconds kept back from the invocation's timeout to report.
 MARGIN_SECONDS = 3.0
 

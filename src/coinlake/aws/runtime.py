@@ -25,6 +25,8 @@ from coinlake.deadletter import COUNTER_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES, dead_
 DATA_DIR_ENV = "COINLAKE_DATA_DIR"
 DEFAULT_DATA_DIR = "/tmp/coinlake"
 DEAD_LETTER_ENV = "COINLAKE_DEAD_LETTER_URI"
+#: The Kinesis stream (name or ARN) the producers put records on: the poll Lambda and the ticks container.
+STREAM_ENV = "COINLAKE_KINESIS_STREAM_NAME"
 #: When no Lambda context tells how much time is left.
 DEFAULT_BUDGET_SECONDS = 60.0
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from coinlake import __version__
-from coinlake.cli import alerts, etl, import_seed, query, run, serve, status
+from coinlake.cli import alerts, etl, import_seed, query, run, serve, status, ticks
 from coinlake.cli.keys import keys_app
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ app.command("etl")(etl.etl)
 app.command("import-seed")(import_seed.import_seed)
 app.command("query")(query.query)
 app.command("status")(status.status)
+app.command("ticks-to-kinesis")(ticks.ticks_to_kinesis)
 app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
 app.add_typer(alerts.alerts_app, name="alerts")
 

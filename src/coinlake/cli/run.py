@@ -10,7 +10,7 @@ import typer
 
 from coinlake.cli import logs
 from coinlake.cli.common import Config, DataDir, default_of, fail, one_line_errors, settings_or_exit
-from coinlake.settings import Source
+from coinlake.settings import TICK_SOURCES, Source
 
 
 def _opt(help: str, setting: str) -> Any:
@@ -21,7 +21,9 @@ def _opt(help: str, setting: str) -> Any:
 def run(
     data_dir: DataDir = None,
     config: Config = None,
-    source: Annotated[Source | None, _opt("Live Coinbase or the embedded simulator.", "source")] = None,
+    source: Annotated[
+        Source | None, _opt("Live Coinbase polled or its WebSocket ticks (-ws), or the embedded simulator.", "source")
+    ] = None,
     coinbase_url: Annotated[str | None, _opt("Coinbase API base URL.", "coinbase_url")] = None,
     symbols: Annotated[str | None, _opt("Pairs to poll, comma-separated.", "symbols")] = None,
     interval: Annotated[float | None, _opt("Seconds between polls.", "interval")] = None,
@@ -62,6 +64,7 @@ def run(
     )
     from coinlake.pipeline import Pipeline
     from coinlake.sources.coinbase import SourceUnreachable
+    from coinlake.sources.ticks import FeedUnreachable
 
     with logs.configured(log_format, verbose) as out:
         stop = threading.Event()
@@ -73,7 +76,7 @@ def run(
         with one_line_errors(settings), Pipeline(settings) as pipeline:
             try:
                 report = pipeline.run(stop, on_started=started)
-            except SourceUnreachable as exc:
+            except (SourceUnreachable, FeedUnreachable) as exc:
                 raise fail(str(exc)) from None
         written = sum(r.written for r in report.etl_passes)
         seconds = round(report.stopped_at - report.started_at, 1)
@@ -90,8 +93,10 @@ def run(
 def _say_started(out: logs.Logs, settings: Any, report: Any) -> None:
     """The banner: what runs where; one event with fields outside a terminal."""
     symbols = ", ".join(settings.symbols)
+    ticks = settings.source in TICK_SOURCES
+    cadence = "ticks" if ticks else f"every {settings.interval:g}s"
     lines = [
-        f"[green]coinlake is running[/]: {symbols} every {settings.interval:g}s from {report.source_url}",
+        f"[green]coinlake is running[/]: {symbols} {cadence} from {report.source_url}",
         f"  stream    {settings.stream_path}",
         f"  landing   {settings.landing}",
         f"  lake      {settings.lake}",
@@ -103,7 +108,7 @@ def _say_started(out: logs.Logs, settings: Any, report: Any) -> None:
     lines.append("  Ctrl-C stops it cleanly.")
     fields = {
         "symbols": list(settings.symbols),
-        "interval": settings.interval,
+        "interval": None if ticks else settings.interval,
         "source_url": report.source_url,
         "stream": str(settings.stream_path),
         "landing": str(settings.landing),

@@ -20,20 +20,30 @@ def simulator(
             help='Injected faults: a script "timeout,429,malformed,bad_amount,spike,crash" and/or "rate=0.1,seed=7".'
         ),
     ] = None,
+    feed: Annotated[
+        str | None,
+        typer.Option(help='The WebSocket feed at ws://HOST:PORT/: "rate=50" tickers/s per pair, faults "gap,drop".'),
+    ] = None,
     log_format: logs.LogFormatOption = "auto",
 ) -> None:
-    """Serve a Coinbase-compatible API (GET /v2/prices/{pair}/spot) with random-walk prices."""
+    """Serve a Coinbase-compatible API (GET /v2/prices/{pair}/spot) with random-walk prices, and its
+    Exchange WebSocket feed (tickers and heartbeats) at ws://HOST:PORT/."""
     from coinlake.sources.simulator import FaultPlan, serve
+    from coinlake.sources.simulator_ws import FeedPlan
 
     try:
         plan = FaultPlan.from_spec(faults) if faults else None
     except ValueError as exc:
         raise fail(f"--faults: {exc}", 2) from None
+    try:
+        feed_plan = FeedPlan.from_spec(feed) if feed else None
+    except ValueError as exc:
+        raise fail(f"--feed: {exc}", 2) from None
     with logs.configured(log_format) as out:
         url = f"http://{host}:{port}"
-        out.say(f"Coinbase simulator on {url}/v2/prices/BTC-USD/spot", url=url)
+        out.say(f"Coinbase simulator on {url}/v2/prices/BTC-USD/spot, feed on ws://{host}:{port}/", url=url)
         try:
-            serve(host, port, seed=seed, faults=plan)
+            serve(host, port, seed=seed, faults=plan, feed=feed_plan)
         except OSError as exc:
             raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 

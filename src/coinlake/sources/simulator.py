@@ -8,6 +8,9 @@ advanced by the real time elapsed since the previous request. A `FaultPlan` inje
 failures the client must survive: timeouts, 429, 5xx and every kind of bad answer, and
 implausible prices: `spike` (this one answer x1000), `dip` (this one answer /1000) and
 `crash` (the asset falls by 60 % for good, from this answer on).
+
+The same server speaks the Exchange WebSocket feed at `ws://HOST:PORT/` (tickers and
+heartbeats from the same market): see `sources/simulator_ws.py`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from coinlake.serving import BackgroundServer
+from coinlake.sources.simulator_ws import FeedPlan, Trades, feed_route
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +209,13 @@ def format_price(value: float) -> Decimal:
 
 
 def create_app(
-    *, seed: int | None = None, faults: FaultPlan | None = None, clock: Callable[[], float] = time.monotonic
+    *,
+    seed: int | None = None,
+    faults: FaultPlan | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    feed: FeedPlan | None = None,
 ) -> Starlette:
-    """The simulator as an ASGI app. `app.state.faults` may be replaced while it runs."""
+    """The simulator as an ASGI app. `app.state.faults` and `app.state.feed` may be replaced while it runs."""
     market = Market(seed, clock)
     bad_amounts = itertools.cycle(BAD_AMOUNTS)
     dropped = itertools.cycle(_DROPPED_FIELDS)
@@ -250,12 +258,15 @@ def create_app(
         return JSONResponse(_errors("not_found", "Not found"), 404)
 
     app = Starlette(
-        routes=[Route("/v2/prices/{pair}/spot", spot), Route("/health", health)],
+        routes=[Route("/v2/prices/{pair}/spot", spot), Route("/health", health), feed_route("/")],
         exception_handlers={404: not_found},
     )
     app.state.faults = faults
     app.state.market = market
     app.state.requests = 0
+    app.state.feed = feed
+    app.state.trades = Trades()
+    app.state.feed_connections = 0
     return app
 
 
@@ -303,9 +314,33 @@ class SimulatorServer(BackgroundServer):
     """The simulator in a background thread: `with SimulatorServer() as sim: sim.url`."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None, faults: FaultPlan | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int | None = None,
+        faults: FaultPlan | None = None,
+        feed: FeedPlan | None = None,
     ):
-        super().__init__(create_app(seed=seed, faults=faults), host, port)
+        super().__init__(create_app(seed=seed, faults=faults, feed=feed), host, port)
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket feed's URL (`ws://…/`)."""
+        return "ws" + self.url.removeprefix("http") + "/"
+
+    @property
+    def feed(self) -> FeedPlan | None:
+        return self.app.state.feed
+
+    @feed.setter
+    def feed(self, plan: FeedPlan | None) -> None:
+        self.app.state.feed = plan
+
+    @property
+    def feed_connections(self) -> int:
+        """WebSocket connections that subscribed so far."""
+        return self.app.state.feed_connections
 
     @property
     def faults(self) -> FaultPlan | None:
@@ -325,11 +360,17 @@ class SimulatorServer(BackgroundServer):
         return self
 
 
-def serve(host: str = "127.0.0.1", port: int = 8001, seed: int | None = None, faults: FaultPlan | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    seed: int | None = None,
+    faults: FaultPlan | None = None,
+    feed: FeedPlan | None = None,
+) -> None:
     """Run the simulator in the foreground until interrupted (`coinlake simulator`)."""
-    log.info("Coinbase simulator on http://%s:%d (seed %s, faults %s)", host, port, seed, faults)
+    log.info("Coinbase simulator on http://%s:%d (seed %s, faults %s, feed %s)", host, port, seed, faults, feed)
     uvicorn.run(
-        create_app(seed=seed, faults=faults),
+        create_app(seed=seed, faults=faults, feed=feed),
         host=host,
         port=port,
         log_level="info",

@@ -1,4 +1,4 @@
-# One environment of coinlake: the nine modules, wired output to input.
+# One environment of coinlake: the nine modules (and ticks, off by default), wired output to input.
 # The same file in environments/dev and environments/prod (a test checks they are equal).
 #
 #   source (Lambda, every minute) -> stream (Kinesis) -> delivery (Firehose) -> storage: landing
@@ -178,4 +178,22 @@ module "monitoring" {
   data_freshness_seconds  = var.data_freshness_seconds
   api_latency_p99_ms      = var.api_latency_p99_ms
   tags                    = var.tags
+}
+
+# Ticks (off by default): an always-on Fargate task putting the WebSocket feed's ticks on the stream.
+module "ticks" {
+  source = "../../modules/ticks"
+  count  = var.enable_ticks ? 1 : 0
+
+  name_prefix         = local.name_prefix
+  image               = var.ticks_image
+  ecr_repository_arn  = var.ticks_ecr_repository_arn
+  kinesis_stream_name = module.stream.kinesis_stream_name
+  kinesis_stream_arn  = module.stream.kinesis_stream_arn
+  symbols             = var.symbols
+  vpc_id              = var.ticks_vpc_id
+  subnet_ids          = var.ticks_subnet_ids
+  assign_public_ip    = var.ticks_assign_public_ip
+  log_retention_days  = var.log_retention_days
+  tags                = var.tags
 }

@@ -38,3 +38,6 @@ burst_limit  = 10
 quota_limit  = 1000
 quota_period = "DAY"
 api_keys     = { developer = "standard" }
+
+# Ticks (modules/ticks): off; see its README to turn it on.
+enable_ticks = false

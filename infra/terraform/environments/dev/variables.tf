@@ -325,3 +325,43 @@ variable "use_coinbase_secret" {
   type        = bool
   default     = false
 }
+
+################################################################################
+# ticks (modules/ticks): the WebSocket feed's ticks from an always-on Fargate task
+################################################################################
+
+variable "enable_ticks" {
+  description = "Run the ticks consumer (an ECS Fargate service, about 9 USD a month plus one Kinesis record per tick). Needs ticks_image, ticks_vpc_id and ticks_subnet_ids."
+  type        = bool
+  default     = false
+}
+
+variable "ticks_image" {
+  description = "The coinlake image the ticks task runs (built from the repository's Dockerfile), pinned to a tag or digest."
+  type        = string
+  default     = null
+}
+
+variable "ticks_ecr_repository_arn" {
+  description = "ECR repository of ticks_image (the task may pull from it); null for a public image."
+  type        = string
+  default     = null
+}
+
+variable "ticks_vpc_id" {
+  description = "VPC of the ticks task."
+  type        = string
+  default     = null
+}
+
+variable "ticks_subnet_ids" {
+  description = "Subnets of the ticks task, with a way out to the internet (NAT, or public with ticks_assign_public_ip)."
+  type        = list(string)
+  default     = []
+}
+
+variable "ticks_assign_public_ip" {
+  description = "Give the ticks task a public IP (public subnets without a NAT gateway)."
+  type        = bool
+  default     = false
+}

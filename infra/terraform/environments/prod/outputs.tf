@@ -131,3 +131,8 @@ output "glue_library_path" {
     error_message = "The Glue job needs exactly one coinlake-*.whl in build_dir (run `make package`), or set glue_library_path."
   }
 }
+
+output "ticks_service_name" {
+  description = "The ticks consumer's ECS service (null while enable_ticks is false)."
+  value       = try(module.ticks[0].service_name, null)
+}

@@ -40,3 +40,6 @@ extra_usage_plans = {
   partner = { rate_limit = 50, burst_limit = 100, quota_limit = 100000, quota_period = "DAY" }
 }
 api_keys = { default = "standard" }
+
+# Ticks (modules/ticks): off; see its README to turn it on.
+enable_ticks = false
