@@ -4,6 +4,10 @@
 poller, the delivery worker and the ETL in threads until a stop event or a duration,
 then shuts down in order (stop polling, flush delivery, one last ETL pass) so nothing
 buffered is left behind and no file is half written.
+
+The ETL runs as soon as delivery lands a file (`EtlTrigger`), so a record reaches the
+lake about one buffer interval after it reached the stream; `etl_interval` is only the
+fallback timer (files another process landed, a pass that failed). One pass at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ log = logging.getLogger(__name__)
 
 #: How often `run` trims the stream and the dead-letter area to their retention.
 TRIM_EVERY_SECONDS = 300.0
+
+
+class EtlTrigger:
+    """When the ETL runs next: as soon as a file lands (`fire`), else when the fallback
+    timer runs out. Triggers coalesce: however many files land while a pass runs, one
+    more pass follows and takes them all; at most one trigger is ever pending."""
+
+    def __init__(self, fallback: float):
+        self.fallback = fallback
+        self._fired = threading.Event()
+
+    def fire(self, *_: object) -> None:
+        self._fired.set()
+
+    def wait(self) -> bool:
+        """Block until fired or the fallback timer runs out, and consume the trigger.
+        True if fired. A file landing after this returns fires the next wait: its pass
+        lists the landing zone after the trigger was consumed, so nothing waits a timer."""
+        fired = self._fired.wait(self.fallback)
+        self._fired.clear()
+        return fired
 
 
 @dataclass
@@ -66,6 +91,7 @@ class Pipeline:
         self.landing = Storage(settings.landing, create=create)
         self.lake = Storage(settings.lake, create=create)
         self.rollups = Storage(settings.rollups, create=create)
+        self.etl_trigger = EtlTrigger(settings.etl_interval if settings.etl_interval > 0 else 0.5)
 
     def close(self) -> None:
         self.stream.close()
@@ -103,6 +129,7 @@ class Pipeline:
             buffer_interval=s.buffer_interval,
             buffer_bytes=s.buffer_bytes,
             state=self.state,
+            on_file=self.etl_trigger.fire,
         )
 
     @contextlib.contextmanager
@@ -201,6 +228,8 @@ class Pipeline:
         log.info("stopping: flushing the stream to the landing zone and the landing zone to the lake")
         for event, thread in zip(stops.values(), threads, strict=True):
             event.set()
+            if event is stops["etl"]:
+                self.etl_trigger.fire()  # wake it from its wait for the last pass
             thread.join()
         if alerts is not None:
             alerts.dispatcher.close()
@@ -233,7 +262,9 @@ class Pipeline:
         last_trim = 0.0
         failures = 0
         while True:
-            stopping = stop.wait(self.settings.etl_interval if self.settings.etl_interval > 0 else 0.5)
+            if not stop.is_set():
+                self.etl_trigger.wait()  # a landed file, the fallback timer, or the stop
+            stopping = stop.is_set()
             try:
                 report.etl_passes.append(self.etl_once())
                 failures = 0

@@ -28,6 +28,10 @@ any point therefore loses nothing and never creates a second file for a record.
 The in-memory buffer is not state: the stream is the buffer. On restart the worker
 re-reads from its checkpoint. Memory is bounded by one file (twice, while writing).
 One `Delivery` per consumer name, used from one thread.
+
+`on_file(key)`, if given, is called once each file is written and checkpointed (the
+pipeline uses it to run the ETL as soon as a file lands); an error it raises is logged
+and never undoes or repeats the delivery.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         max_file_bytes: int = MAX_FILE_BYTES,
         max_records: int = MAX_FILE_RECORDS,
+        on_file: Callable[[str], object] | None = None,
     ):
         if buffer_interval < 0 or buffer_bytes < 0:
             raise ValueError("buffer_interval and buffer_bytes must be >= 0 (0 means zero buffering)")
@@ -104,6 +109,7 @@ class Delivery:
         self.state = state
         self.clock = clock
         self.max_records = int(max_records)
+        self.on_file = on_file
         self.cap = min(self.buffer_bytes, max_file_bytes) if self.buffer_bytes > 0 else int(max_file_bytes)
         self.zero_buffering = self.buffer_interval == 0 or self.buffer_bytes == 0
         #: Consecutive failed attempts (0 when healthy) and the last failure, for status/run.
@@ -347,3 +353,8 @@ class Delivery:
             self.state.incr("delivery.files")
             self.state.incr("delivery.records", records)
             self.state.incr("delivery.bytes", nbytes)
+        if self.on_file is not None:
+            try:
+                self.on_file(key)
+            except Exception:  # a listener's failure is not a delivery failure
+                log.exception("delivery: the on_file listener failed for %s", key)
