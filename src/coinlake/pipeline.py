@@ -16,12 +16,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from coinlake.contract import SOURCE_COINBASE, SOURCE_SIMULATOR
+from coinlake.contract import SOURCE_COINBASE, SOURCE_SIMULATOR, Rejection, encode_landing
 from coinlake.datadir import check_source, ensure_data_dir, record_source, require_data_dir
-from coinlake.deadletter import DeadLetters
+from coinlake.deadletter import DeadLetters, tally
 from coinlake.delivery.worker import Delivery
 from coinlake.etl.job import EtlResult, run_etl
 from coinlake.settings import Settings
@@ -251,6 +252,22 @@ class Pipeline:
         return self.stream.put_records(
             [r.to_json_line() for r in records], [f"{r.crypto}-{r.currency}" for r in records]
         )
+
+    def put_landing(self, records: Iterable[Any]) -> tuple[list[int], list[Rejection]]:
+        """The batch path of an in-process producer: validate and serialise the records once,
+        without a model per record (`contract.encode_landing`), put the valid ones on the
+        stream, and keep each bad one in the dead-letter area (stage `source`) with its reason.
+        Returns the sequence numbers (once durable) and the rejections."""
+        batch = encode_landing(records)
+        seqs = self.stream.put_records(batch.lines, batch.partition_keys) if batch.lines else []
+        if batch.rejected:
+            entries = [
+                self.dead_letters.entry("source", r.reason, r.message, r.record, index=r.index) for r in batch.rejected
+            ]
+            self.dead_letters.append(entries)
+            for name, n in tally(entries).items():
+                self.state.incr(name, n)
+        return seqs, batch.rejected
 
     def _delivery_loop(self, stop: threading.Event, report: RunReport) -> None:
         delivery = self.delivery()
