@@ -18,17 +18,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coinlake.contract import SOURCE_COINBASE, SOURCE_SIMULATOR, Rejection, encode_landing
 from coinlake.datadir import check_source, ensure_data_dir, record_source, require_data_dir
 from coinlake.deadletter import DeadLetters, tally
 from coinlake.delivery.worker import Delivery
-from coinlake.etl.job import EtlResult, run_etl
 from coinlake.settings import Settings
 from coinlake.state import StateStore
 from coinlake.storage import Storage
 from coinlake.stream.log import StreamLog
+
+if TYPE_CHECKING:  # the ETL (pyarrow) is imported by its thread: the first poll does not wait for it
+    from coinlake.etl.job import EtlResult
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------ pieces
     def etl_once(self) -> EtlResult:
+        from coinlake.etl.job import run_etl
+
         return run_etl(
             self.landing,
             self.lake,
@@ -167,9 +171,10 @@ class Pipeline:
 
         Before starting anything, raises `RunLocked` if another run holds the data
         directory, `MixedSources` if it holds another source's prices (and
-        `settings.allow_mixed_sources` is off), `SourceUnreachable` if the source cannot
-        be reached at all, and OSError if the API's port is taken. The run lock is held
-        until this returns (or the process dies).
+        `settings.allow_mixed_sources` is off), and `SourceUnreachable` if the source cannot
+        be reached at all. The poller starts first, the API (slow to import and build) beside
+        it: if the API's port is taken, the stages stop in order (nothing polled is lost) and
+        OSError is raised. The run lock is held until this returns (or the process dies).
         """
         from coinlake.runlock import RunLock
         from coinlake.sources.coinbase import CoinbaseClient
@@ -185,8 +190,7 @@ class Pipeline:
                 client.probe(s.symbols[0])
                 record_source(self.state, s.source)
                 report.source_url = url
-                with self.api_server() as (report.api_url, report.demo_key):
-                    self._run_workers(client, stop, report, on_started)
+                self._run_workers(client, stop, report, on_started)
         report.stopped_at = time.time()
         return report
 
@@ -216,24 +220,35 @@ class Pipeline:
         if alerts is not None:  # last: stopped after delivery's final flush, so it announces the last file
             stops["alerts"] = threading.Event()
             threads.append(_worker("alerts", alerts.run, stops["alerts"], failed, report))
-        for t in threads:
-            t.start()
-        if on_started:
-            on_started(report)
         deadline = None if s.duration is None else time.monotonic() + s.duration
-        while not (stop.is_set() or failed.is_set()):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-        # Orderly shutdown, in pipeline order: no new records, flush the buffer, a last ETL pass.
+        for t in threads:  # the poller first: the first price does not wait for the API
+            t.start()
+        try:
+            with self.api_server() as (report.api_url, report.demo_key):
+                if on_started:
+                    on_started(report)
+                while not (stop.is_set() or failed.is_set()):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+                self._stop_workers(stops, threads)  # the API serves until the last pass is done
+        except Exception:  # e.g. the API's port is taken: the stages that started stop in order
+            self._stop_workers(stops, threads)
+            raise
+        finally:
+            if alerts is not None:
+                alerts.dispatcher.close()
+
+    def _stop_workers(self, stops: dict[str, threading.Event], threads: list[threading.Thread]) -> None:
+        """Orderly shutdown, in pipeline order: no new records, flush the buffer, a last ETL pass."""
+        if all(event.is_set() for event in stops.values()):
+            return  # stopped already
         log.info("stopping: flushing the stream to the landing zone and the landing zone to the lake")
         for event, thread in zip(stops.values(), threads, strict=True):
             event.set()
             if event is stops["etl"]:
                 self.etl_trigger.fire()  # wake it from its wait for the last pass
             thread.join()
-        if alerts is not None:
-            alerts.dispatcher.close()
 
     def alert_worker(self):
         from coinlake.alerts import AlertWorker, Dispatcher, build_channels

@@ -12,7 +12,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from coinlake import defaults
 from coinlake.alerts.config import AlertSettings
 from coinlake.contract import DEFAULT_MAX_AMOUNT, parse_pair
 from coinlake.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETENTION_DAYS
@@ -31,11 +32,11 @@ from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_S
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"
 _CODE = re.compile(r"^[A-Z0-9]{1,12}$")
-COINBASE_URL = "https://api.coinbase.com"
+COINBASE_URL = defaults.COINBASE_URL
 
 
 #: Where `run` gets its prices: live Coinbase or the embedded simulator.
-Source = Literal["coinbase", "simulated"]
+Source = defaults.Source
 
 
 class SettingsError(Exception):
@@ -107,7 +108,7 @@ class Settings(BaseSettings):
     )
 
     # --- where things go
-    data_dir: Path = Field(Path("coinlake-data"), description="Root of the local stream, landing, lake, state.")
+    data_dir: Path = Field(Path(defaults.DATA_DIR), description="Root of the local stream, landing, lake, state.")
     landing_uri: str | None = Field(None, description="Landing zone: a folder or s3:// URI (default DATA_DIR/landing).")
     lake_uri: str | None = Field(None, description="The Parquet lake: a folder or s3:// URI (default DATA_DIR/lake).")
     rollup_uri: str | None = Field(
@@ -115,12 +116,12 @@ class Settings(BaseSettings):
     )
 
     # --- source
-    source: Source = Field("coinbase", description="Live Coinbase or the simulator.")
+    source: Source = Field(defaults.SOURCE, description="Live Coinbase or the simulator.")
     coinbase_url: str = Field(COINBASE_URL, description="Base URL of the Coinbase API.")
     symbols: Annotated[list[str], NoDecode] = Field(
-        ["BTC-USD", "ETH-USD", "XRP-USD"], description="Coinbase pairs to poll (comma-separated in env/CLI)."
+        list(defaults.SYMBOLS), description="Coinbase pairs to poll (comma-separated in env/CLI)."
     )
-    interval: float = Field(60.0, ge=1.0, le=86400.0, description="Seconds between polls (fixed cadence).")
+    interval: float = Field(defaults.INTERVAL, ge=1.0, le=86400.0, description="Seconds between polls (fixed cadence).")
     duration: float | None = Field(None, gt=0, description="Stop `run` after this many seconds (default: never).")
     coinbase_api_key: SecretStr | None = Field(None, description="Optional Coinbase API key.")
     coinbase_api_secret: SecretStr | None = Field(None, description="Secret of the API key (for signing).")
@@ -141,11 +142,17 @@ class Settings(BaseSettings):
     stream_retention_hours: float = Field(24.0, gt=0, le=8760, description="How long the stream keeps records.")
 
     # --- delivery (Firehose's buffering hints)
-    buffer_interval: float = Field(300.0, ge=0, le=900, description="Seconds delivery buffers before a file.")
-    buffer_size_mib: float = Field(5.0, ge=0, le=128, description="MiB delivery buffers before a file.")
+    buffer_interval: float = Field(
+        defaults.BUFFER_INTERVAL, ge=0, le=900, description="Seconds delivery buffers before a file."
+    )
+    buffer_size_mib: float = Field(
+        defaults.BUFFER_SIZE_MIB, ge=0, le=128, description="MiB delivery buffers before a file."
+    )
 
     # --- ETL
-    etl_interval: float = Field(60.0, ge=0, description="Seconds between ETL passes inside `run` (0: every loop).")
+    etl_interval: float = Field(
+        defaults.ETL_INTERVAL, ge=0, description="Seconds between ETL passes inside `run` (0: every loop)."
+    )
 
     # --- dead letters
     dead_letter_retention_days: int = Field(

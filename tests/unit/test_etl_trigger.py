@@ -81,7 +81,11 @@ def test_files_landing_during_a_pass_coalesce_into_one_more_pass(tmp_path, monke
         passes: list[int] = []
 
         def slow_pass():
-            result = real_pass()
+            try:
+                result = real_pass()
+            except Exception as exc:
+                passes.append(repr(exc))
+                raise
             passes.append(result.files)
             started.set()
             release.wait(10)  # the first pass holds on while more files land
@@ -95,11 +99,11 @@ def test_files_landing_during_a_pass_coalesce_into_one_more_pass(tmp_path, monke
             assert started.wait(10), "no pass started after a file landed"
             for i in range(4):  # four more files while the first pass runs
                 landed = p.state.counters().get("delivery.files", 0)
-                _put(p, 1, first=1 + i)
+                _put(p, 1, first=1 + i)  # delivery counts a file once it has fired the trigger
                 assert _wait(lambda n=landed: p.state.counters().get("delivery.files", 0) > n, timeout=10)
             assert passes == [1]
             release.set()
-            assert _wait(lambda: len(passes) == 2, timeout=15)
+            assert _wait(lambda: len(passes) == 2, timeout=30), passes
             time.sleep(0.5)  # time for a third pass, if triggers did not coalesce
             assert passes == [1, 4]
         finally:

@@ -349,12 +349,12 @@ class Delivery:
     def _delivered(self, key: str, records: int, nbytes: int, keys: list[str]) -> None:
         keys.append(key)
         log.debug("delivery: wrote %s (%d records, %d bytes)", key, records, nbytes)
-        if self.state is not None:
-            self.state.incr("delivery.files")
-            self.state.incr("delivery.records", records)
-            self.state.incr("delivery.bytes", nbytes)
         if self.on_file is not None:
             try:
                 self.on_file(key)
             except Exception:  # a listener's failure is not a delivery failure
                 log.exception("delivery: the on_file listener failed for %s", key)
+        if self.state is not None:
+            self.state.incr("delivery.files")
+            self.state.incr("delivery.records", records)
+            self.state.incr("delivery.bytes", nbytes)
