@@ -211,7 +211,7 @@ class Settings(BaseSettings):
 
     @property
     def rollups(self) -> str:
-        from coinlake.etl.rollup import rollup_uri_for
+        from coinlake.lake import rollup_uri_for
 
         return self.rollup_uri or rollup_uri_for(self.lake)
 

@@ -36,3 +36,18 @@ def test_help_shows_the_default_the_settings_apply(name):
     applied = model.model_fields[field].get_default(call_default_factory=True)
     assert defaults.SHOWN[name] == (str(applied) if name == "data_dir" else applied)
     assert default_of(name) in ("never", "none") if applied is None else default_of(name) != ""
+
+
+def test_opening_the_pipeline_loads_no_engine_so_the_first_poll_does_not_wait_for_one(tmp_path):
+    code = (
+        "import json, sys\n"
+        "from coinlake.pipeline import Pipeline\n"
+        "from coinlake.settings import load_settings\n"
+        f"with Pipeline(load_settings(data_dir={str(tmp_path)!r}, source='simulated')) as p:\n"
+        "    p.delivery()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out))
+    assert "coinlake.pipeline" in loaded
+    assert sorted(m for m in ("duckdb", "pyarrow", "fastapi", "uvicorn") if m in loaded) == []
