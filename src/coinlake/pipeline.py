@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: How often `run` trims the stream and the dead-letter area to their retention.
 TRIM_EVERY_SECONDS = 300.0
+#: How long `run` lets the first poll finish before it builds the API (slow to import).
+FIRST_TICK_HEAD_START = 2.0
 
 
 class EtlTrigger:
@@ -223,6 +225,7 @@ class Pipeline:
         deadline = None if s.duration is None else time.monotonic() + s.duration
         for t in threads:  # the poller first: the first price does not wait for the API
             t.start()
+        poller.ticked.wait(FIRST_TICK_HEAD_START)  # nor share the CPU with the API's imports
         try:
             with self.api_server() as (report.api_url, report.demo_key):
                 if on_started:

@@ -151,7 +151,9 @@ class Settings(BaseSettings):
 
     # --- ETL
     etl_interval: float = Field(
-        defaults.ETL_INTERVAL, ge=0, description="Seconds between ETL passes inside `run` (0: every loop)."
+        defaults.ETL_INTERVAL,
+        ge=0,
+        description="Most seconds between ETL passes inside `run`; a landed file starts one at once (0: every loop).",
     )
 
     # --- dead letters
