@@ -176,3 +176,7 @@ def test_a_producer_batch_puts_the_good_records_and_dead_letters_each_bad_one(tm
     assert "crypto" in letters[0]["message"] and "btc" in str(letters[0]["payload"])
     assert counters == {"dead_letter.source.invalid_record": 2}
     assert [r.index for r in rejected] == [1, 3]
+
+
+def test_the_landing_fields_are_the_models_in_its_order():
+    assert tuple(LandingRecord.model_fields) == LANDING_FIELDS
