@@ -79,6 +79,8 @@ bench: $(VENV)/.bench  ## run the benchmarks (prints figures, writes benchmarks/
 	$(BIN)/python benchmarks/history.py
 	$(BIN)/python benchmarks/seed_import.py
 	$(BIN)/python benchmarks/ticks.py
+	$(BIN)/python benchmarks/freshness.py
+	$(BIN)/python benchmarks/startup.py
 
 package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton), and the wheel Glue installs
 	$(BIN)/python scripts/package.py --arch $(ARCH)

@@ -11,7 +11,10 @@ import datetime as dt
 import json
 import re
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -253,6 +256,94 @@ def _contract_error(exc: ValidationError) -> ContractError:
     if isinstance(inner, ContractError):
         return ContractError(inner.reason, f"{where}: {inner.message}")
     return ContractError("invalid_record", f"{where}: {first.get('msg')}")
+
+
+# ------------------------------------------------------------- many records at once
+
+#: The landing fields, in the order every producer writes them (`LandingRecord`'s order).
+LANDING_FIELDS = ("event_id", "source", "crypto", "currency", "amount", "timestamp_utc", "ingested_at")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One record of a batch the contract refused: its position in the input and why."""
+
+    index: int
+    reason: str
+    message: str
+    record: Any
+
+
+@dataclass
+class LandingBatch:
+    """`encode_landing`'s answer: the landing lines of the valid records (input order) with
+    their partition keys (`BTC-USD`), ready for `StreamLog.put_records`, and the rejections."""
+
+    lines: list[bytes] = field(default_factory=list)
+    partition_keys: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def encode_landing(records: Iterable[Any]) -> LandingBatch:
+    """Validate landing records (mappings of the landing fields, as `LandingRecord.from_dict`
+    takes them) and serialise them, many at once and without a model per record.
+
+    Each line is byte for byte `LandingRecord.from_dict(record).to_json_line()`, and a record
+    is accepted exactly when `from_dict` accepts it: a record in the canonical shape (plain
+    `str` values, printable ASCII ids, codes, a plain decimal amount, `…Z` timestamps) is
+    checked by one regular expression over its line, stricter than the contract; any other
+    record goes to `from_dict`, which decides and gives the reason. A bad record is rejected
+    on its own; the others go on.
+    """
+    out = LandingBatch()
+    lines, keys = out.lines, out.partition_keys
+    get, canonical = _FIELDS_OF, _CANONICAL_LINE.fullmatch
+    for i, record in enumerate(records):
+        try:
+            event_id, source, crypto, currency, amount, ts, ingested = get(record)
+        except (KeyError, TypeError, IndexError):
+            pass
+        else:
+            if (
+                type(event_id) is str and type(source) is str and type(crypto) is str and type(currency) is str
+                and type(amount) is str and type(ts) is str and type(ingested) is str
+            ):  # fmt: skip
+                line = (
+                    f'{{"event_id":"{event_id}","source":"{source}","crypto":"{crypto}","currency":"{currency}",'
+                    f'"amount":"{amount}","timestamp_utc":"{ts}","ingested_at":"{ingested}"}}\n'
+                )
+                if canonical(line):
+                    lines.append(line.encode())
+                    keys.append(f"{crypto}-{currency}")
+                    continue
+        try:  # anything unusual: the model decides
+            rec = LandingRecord.from_dict(record)
+        except ContractError as exc:
+            out.rejected.append(Rejection(i, exc.reason, exc.message, record))
+            continue
+        lines.append(rec.to_json_line())
+        keys.append(f"{rec.crypto}-{rec.currency}")
+    return out
+
+
+_FIELDS_OF = itemgetter(*LANDING_FIELDS)
+# The canonical line, stricter than the contract (the tests check it never accepts what
+# `from_dict` refuses). No part admits `"`, so a value holding one never matches.
+_ID = r" *[!#-\[\]-~][ !#-\[\]-~]*"  # printable ASCII but `"` and `\`, not blank: JSON as is
+# A real day (29 February falls back to the model), a time of day, microseconds at most.
+_DAY = (
+    r"(?!0000)[0-9]{4}-"
+    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+)
+_TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?Z"
+# A positive amount below DEFAULT_MAX_AMOUNT (at most as many integer digits as it has
+# after its first) with at most PRICE_SCALE decimals.
+_AMOUNT = rf"(?!0(?:\.0+)?\")(?:0|[1-9][0-9]{{0,{DEFAULT_MAX_AMOUNT.adjusted() - 1}}})(?:\.[0-9]{{1,{PRICE_SCALE}}})?"
+_CANONICAL_LINE = re.compile(
+    rf'\{{"event_id":"{_ID}","source":"{_ID}","crypto":"{CODE.pattern}","currency":"{CODE.pattern}",'
+    rf'"amount":"{_AMOUNT}","timestamp_utc":"{_DAY}{_TIME}","ingested_at":"{_DAY}{_TIME}"\}}\n',
+    re.ASCII,
+)
 
 
 _JSON_WS = " \t\r\n"

@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 TABLE_NAME = "spot_prices"
@@ -202,6 +203,19 @@ def __getattr__(name: str) -> Any:
 def partition_dir(crypto: str, year: int, month: int, day: int, hour: int) -> str:
     """Hive-style partition folder of the lake, integers unpadded as Spark writes them."""
     return f"crypto={crypto}/year={int(year)}/month={int(month)}/day={int(day)}/hour={int(hour)}"
+
+
+def rollup_uri_for(lake_uri: str) -> str:
+    """The default rollup location: `rollups` beside the lake (`/data/lake` -> `/data/rollups`,
+    `s3://bucket/lake` -> `s3://bucket/rollups`; a lake at a bucket's root -> `s3://bucket/_rollups`)."""
+    if "://" in lake_uri and not lake_uri.startswith("file://"):
+        scheme, rest = lake_uri.split("://", 1)
+        rest = rest.strip("/")
+        if "/" not in rest:
+            return f"{scheme}://{rest}/_rollups"
+        return f"{scheme}://{rest.rsplit('/', 1)[0]}/rollups"
+    path = Path(lake_uri.removeprefix("file://")).resolve()
+    return str(path.parent / "rollups")
 
 
 def rollup_dir(crypto: str, year: int, month: int) -> str:

@@ -4,6 +4,10 @@
 poller, the delivery worker and the ETL in threads until a stop event or a duration,
 then shuts down in order (stop polling, flush delivery, one last ETL pass) so nothing
 buffered is left behind and no file is half written.
+
+The ETL runs as soon as delivery lands a file (`EtlTrigger`), so a record reaches the
+lake about one buffer interval after it reached the stream; `etl_interval` is only the
+fallback timer (files another process landed, a pass that failed). One pass at a time.
 """
 
 from __future__ import annotations
@@ -12,23 +16,49 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from coinlake.contract import SOURCE_COINBASE, SOURCE_COINBASE_WS, SOURCE_SIMULATOR
+from coinlake.contract import SOURCE_COINBASE, SOURCE_COINBASE_WS, SOURCE_SIMULATOR, Rejection, encode_landing
 from coinlake.datadir import check_source, ensure_data_dir, record_source, require_data_dir
-from coinlake.deadletter import DeadLetters
+from coinlake.deadletter import DeadLetters, tally
 from coinlake.delivery.worker import Delivery
-from coinlake.etl.job import EtlResult, run_etl
 from coinlake.settings import TICK_SOURCES, Settings
 from coinlake.state import StateStore
 from coinlake.storage import Storage
 from coinlake.stream.log import StreamLog
 
+if TYPE_CHECKING:  # the ETL (pyarrow) is imported by its thread: the first poll does not wait for it
+    from coinlake.etl.job import EtlResult
+
 log = logging.getLogger(__name__)
 
 #: How often `run` trims the stream and the dead-letter area to their retention.
 TRIM_EVERY_SECONDS = 300.0
+#: How long `run` lets the first poll finish before it builds the API (slow to import).
+FIRST_TICK_HEAD_START = 2.0
+
+
+class EtlTrigger:
+    """When the ETL runs next: as soon as a file lands (`fire`), else when the fallback
+    timer runs out. Triggers coalesce: however many files land while a pass runs, one
+    more pass follows and takes them all; at most one trigger is ever pending."""
+
+    def __init__(self, fallback: float):
+        self.fallback = fallback
+        self._fired = threading.Event()
+
+    def fire(self, *_: object) -> None:
+        self._fired.set()
+
+    def wait(self) -> bool:
+        """Block until fired or the fallback timer runs out, and consume the trigger.
+        True if fired. A file landing after this returns fires the next wait: its pass
+        lists the landing zone after the trigger was consumed, so nothing waits a timer."""
+        fired = self._fired.wait(self.fallback)
+        self._fired.clear()
+        return fired
 
 
 @dataclass
@@ -66,6 +96,7 @@ class Pipeline:
         self.landing = Storage(settings.landing, create=create)
         self.lake = Storage(settings.lake, create=create)
         self.rollups = Storage(settings.rollups, create=create)
+        self.etl_trigger = EtlTrigger(settings.etl_interval if settings.etl_interval > 0 else 0.5)
 
     def close(self) -> None:
         self.stream.close()
@@ -80,6 +111,8 @@ class Pipeline:
     # ------------------------------------------------------------------ pieces
     def etl_once(self, *, full_scan: bool | None = None, stop: Callable[[], bool] | None = None) -> EtlResult:
         """One pass; `full_scan`/`stop` as in `run_etl` (None: a full scan when one is due)."""
+        from coinlake.etl.job import run_etl
+
         return run_etl(
             self.landing,
             self.lake,
@@ -127,6 +160,7 @@ class Pipeline:
             buffer_interval=s.buffer_interval,
             buffer_bytes=s.buffer_bytes,
             state=self.state,
+            on_file=self.etl_trigger.fire,
         )
 
     @property
@@ -178,9 +212,11 @@ class Pipeline:
 
         Before starting anything, raises `RunLocked` if another run holds the data
         directory, `MixedSources` if it holds another source's prices (and
-        `settings.allow_mixed_sources` is off), `SourceUnreachable` if the source cannot
-        be reached at all (`FeedUnreachable` for a feed of ticks), and OSError if the API's
-        port is taken. The run lock is held until this returns (or the process dies).
+        `settings.allow_mixed_sources` is off), and `SourceUnreachable` if the source cannot
+        be reached at all (`FeedUnreachable` for a feed of ticks). The source starts first,
+        the API (slow to import and build) beside it: if the API's port is taken, the stages
+        stop in order (nothing received is lost) and OSError is raised. The run lock is held
+        until this returns (or the process dies).
         """
         from coinlake.runlock import RunLock
 
@@ -188,22 +224,25 @@ class Pipeline:
         report = RunReport(started_at=time.time())
         with RunLock(s.data_dir, source=s.source):
             check_source(self.state, s.data_dir, s.source, allow_mixed=s.allow_mixed_sources)
-            with self.source_url() as url, self._producer(url) as produce:
+            with self.source_url() as url, self._producer(url) as producer:
                 record_source(self.state, s.source)
                 report.source_url = url
-                with self.api_server() as (report.api_url, report.demo_key):
-                    self._run_workers(produce, stop, report, on_started)
+                self._run_workers(producer, stop, report, on_started)
         report.stopped_at = time.time()
         return report
 
     @contextlib.contextmanager
-    def _producer(self, url: str) -> Iterator[Callable[[threading.Event], None]]:
-        """The source's loop (`run(stop)`), once the source answered: the poller, or the ticks reader."""
+    def _producer(self, url: str) -> Iterator[tuple[Callable[[threading.Event], None], threading.Event]]:
+        """The source's loop (`run(stop)`), once the source answered: the poller, or the ticks
+        reader; and an event set once its first prices are stored (the API waits a moment
+        for it, so the first poll does not share the CPU with the API's imports)."""
         s = self.settings
         if self.ticks:
             source = self.tick_source(url)
             source.probe(s.ticks.idle_timeout)
-            yield source.run
+            started = threading.Event()
+            started.set()  # the probe has connected already; the API need not wait
+            yield source.run, started
             return
         from coinlake.sources.coinbase import CoinbaseClient
         from coinlake.sources.poller import Poller
@@ -220,7 +259,7 @@ class Pipeline:
                 source=self.source_label,
                 plausibility=s.plausibility.rule,
             )
-            yield poller.run
+            yield poller.run, poller.ticked
 
     def tick_source(self, url: str | None = None):
         """The WebSocket ticks source on this data directory's stream, state and dead letters."""
@@ -243,8 +282,9 @@ class Pipeline:
             backoff_max=s.ticks.backoff_max,
         )
 
-    def _run_workers(self, produce, stop: threading.Event, report: RunReport, on_started) -> None:
+    def _run_workers(self, producer, stop: threading.Event, report: RunReport, on_started) -> None:
         s = self.settings
+        produce, ticked = producer
         stops = {name: threading.Event() for name in ("poller", "delivery", "etl")}
         failed = threading.Event()
         threads = [
@@ -256,22 +296,36 @@ class Pipeline:
         if alerts is not None:  # last: stopped after delivery's final flush, so it announces the last file
             stops["alerts"] = threading.Event()
             threads.append(_worker("alerts", alerts.run, stops["alerts"], failed, report))
-        for t in threads:
-            t.start()
-        if on_started:
-            on_started(report)
         deadline = None if s.duration is None else time.monotonic() + s.duration
-        while not (stop.is_set() or failed.is_set()):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-        # Orderly shutdown, in pipeline order: no new records, flush the buffer, a last ETL pass.
+        for t in threads:  # the poller first: the first price does not wait for the API
+            t.start()
+        ticked.wait(FIRST_TICK_HEAD_START)  # nor share the CPU with the API's imports
+        try:
+            with self.api_server() as (report.api_url, report.demo_key):
+                if on_started:
+                    on_started(report)
+                while not (stop.is_set() or failed.is_set()):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+                self._stop_workers(stops, threads)  # the API serves until the last pass is done
+        except Exception:  # e.g. the API's port is taken: the stages that started stop in order
+            self._stop_workers(stops, threads)
+            raise
+        finally:
+            if alerts is not None:
+                alerts.dispatcher.close()
+
+    def _stop_workers(self, stops: dict[str, threading.Event], threads: list[threading.Thread]) -> None:
+        """Orderly shutdown, in pipeline order: no new records, flush the buffer, a last ETL pass."""
+        if all(event.is_set() for event in stops.values()):
+            return  # stopped already
         log.info("stopping: flushing the stream to the landing zone and the landing zone to the lake")
         for event, thread in zip(stops.values(), threads, strict=True):
             event.set()
+            if event is stops["etl"]:
+                self.etl_trigger.fire()  # wake it from its wait for the last pass
             thread.join()
-        if alerts is not None:
-            alerts.dispatcher.close()
 
     def alert_worker(self):
         from coinlake.alerts import AlertWorker, Dispatcher, build_channels
@@ -291,6 +345,22 @@ class Pipeline:
             [r.to_json_line() for r in records], [f"{r.crypto}-{r.currency}" for r in records]
         )
 
+    def put_landing(self, records: Iterable[Any]) -> tuple[list[int], list[Rejection]]:
+        """The batch path of an in-process producer: validate and serialise the records once,
+        without a model per record (`contract.encode_landing`), put the valid ones on the
+        stream, and keep each bad one in the dead-letter area (stage `source`) with its reason.
+        Returns the sequence numbers (once durable) and the rejections."""
+        batch = encode_landing(records)
+        seqs = self.stream.put_records(batch.lines, batch.partition_keys) if batch.lines else []
+        if batch.rejected:
+            entries = [
+                self.dead_letters.entry("source", r.reason, r.message, r.record, index=r.index) for r in batch.rejected
+            ]
+            self.dead_letters.append(entries)
+            for name, n in tally(entries).items():
+                self.state.incr(name, n)
+        return seqs, batch.rejected
+
     def _delivery_loop(self, stop: threading.Event, report: RunReport) -> None:
         delivery = self.delivery()
         delivery.run(stop)
@@ -301,7 +371,9 @@ class Pipeline:
         last_trim = 0.0
         failures = 0
         while True:
-            stopping = stop.wait(self.settings.etl_interval if self.settings.etl_interval > 0 else 0.5)
+            if not stop.is_set():
+                self.etl_trigger.wait()  # a landed file, the fallback timer, or the stop
+            stopping = stop.is_set()
             try:
                 # The last pass (stopping) reads the window only: it is there for delivery's last file.
                 report.etl_passes.append(

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from coinlake import defaults
+
 QuotaPeriod = Literal["DAY", "MONTH"]
 
 PLAN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -122,8 +124,8 @@ class ApiSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str = Field("127.0.0.1", description="Address the API binds.")
-    port: int = Field(8000, ge=0, le=65535, description="Port the API listens on.")
+    host: str = Field(defaults.API_HOST, description="Address the API binds.")
+    port: int = Field(defaults.API_PORT, ge=0, le=65535, description="Port the API listens on.")
     plans: dict[str, UsagePlan] = Field(
         default_factory=lambda: dict(DEFAULT_PLANS),
         description="Usage plans by name, merged with the built-in ones (default, demo, unlimited).",

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from coinlake import defaults
 from coinlake.alerts.config import AlertSettings
 from coinlake.contract import DEFAULT_LATENESS_HOURS, DEFAULT_MAX_AMOUNT, parse_pair
 from coinlake.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETENTION_DAYS
@@ -31,16 +32,14 @@ from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_S
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"
 _CODE = re.compile(r"^[A-Z0-9]{1,12}$")
-COINBASE_URL = "https://api.coinbase.com"
+COINBASE_URL = defaults.COINBASE_URL
 #: The Coinbase Exchange WebSocket feed (ticks: `--source coinbase-ws`).
-COINBASE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
+COINBASE_WS_URL = defaults.COINBASE_WS_URL
 
-
-#: Where `run` gets its prices: live Coinbase polled (`coinbase`) or its WebSocket ticks
-#: (`coinbase-ws`), or the embedded simulator polled or as a feed (`simulated`, `simulated-ws`).
-Source = Literal["coinbase", "simulated", "coinbase-ws", "simulated-ws"]
+#: Where `run` gets its prices (see `coinlake.defaults.Source`).
+Source = defaults.Source
 #: The sources that read a WebSocket feed instead of polling.
-TICK_SOURCES = ("coinbase-ws", "simulated-ws")
+TICK_SOURCES = defaults.TICK_SOURCES
 
 
 class SettingsError(Exception):
@@ -134,7 +133,7 @@ class Settings(BaseSettings):
     )
 
     # --- where things go
-    data_dir: Path = Field(Path("coinlake-data"), description="Root of the local stream, landing, lake, state.")
+    data_dir: Path = Field(Path(defaults.DATA_DIR), description="Root of the local stream, landing, lake, state.")
     landing_uri: str | None = Field(None, description="Landing zone: a folder or s3:// URI (default DATA_DIR/landing).")
     lake_uri: str | None = Field(None, description="The Parquet lake: a folder or s3:// URI (default DATA_DIR/lake).")
     rollup_uri: str | None = Field(
@@ -142,12 +141,12 @@ class Settings(BaseSettings):
     )
 
     # --- source
-    source: Source = Field("coinbase", description="Live Coinbase (polled or ticks) or the simulator.")
+    source: Source = Field(defaults.SOURCE, description="Live Coinbase (polled or ticks) or the simulator.")
     coinbase_url: str = Field(COINBASE_URL, description="Base URL of the Coinbase API.")
     symbols: Annotated[list[str], NoDecode] = Field(
-        ["BTC-USD", "ETH-USD", "XRP-USD"], description="Coinbase pairs to poll (comma-separated in env/CLI)."
+        list(defaults.SYMBOLS), description="Coinbase pairs to poll (comma-separated in env/CLI)."
     )
-    interval: float = Field(60.0, ge=1.0, le=86400.0, description="Seconds between polls (fixed cadence).")
+    interval: float = Field(defaults.INTERVAL, ge=1.0, le=86400.0, description="Seconds between polls (fixed cadence).")
     duration: float | None = Field(None, gt=0, description="Stop `run` after this many seconds (default: never).")
     coinbase_api_key: SecretStr | None = Field(None, description="Optional Coinbase API key.")
     coinbase_api_secret: SecretStr | None = Field(None, description="Secret of the API key (for signing).")
@@ -168,11 +167,19 @@ class Settings(BaseSettings):
     stream_retention_hours: float = Field(24.0, gt=0, le=8760, description="How long the stream keeps records.")
 
     # --- delivery (Firehose's buffering hints)
-    buffer_interval: float = Field(300.0, ge=0, le=900, description="Seconds delivery buffers before a file.")
-    buffer_size_mib: float = Field(5.0, ge=0, le=128, description="MiB delivery buffers before a file.")
+    buffer_interval: float = Field(
+        defaults.BUFFER_INTERVAL, ge=0, le=900, description="Seconds delivery buffers before a file."
+    )
+    buffer_size_mib: float = Field(
+        defaults.BUFFER_SIZE_MIB, ge=0, le=128, description="MiB delivery buffers before a file."
+    )
 
     # --- ETL
-    etl_interval: float = Field(60.0, ge=0, description="Seconds between ETL passes inside `run` (0: every loop).")
+    etl_interval: float = Field(
+        defaults.ETL_INTERVAL,
+        ge=0,
+        description="Most seconds between ETL passes inside `run`; a landed file starts one at once (0: every loop).",
+    )
     etl_lateness_hours: float = Field(
         DEFAULT_LATENESS_HOURS,
         ge=0,
@@ -258,7 +265,7 @@ class Settings(BaseSettings):
 
     @property
     def rollups(self) -> str:
-        from coinlake.etl.rollup import rollup_uri_for
+        from coinlake.lake import rollup_uri_for
 
         return self.rollup_uri or rollup_uri_for(self.lake)
 

@@ -23,7 +23,8 @@ from typing import Any
 import boto3
 import pytest
 
-from coinlake.aws import coinbase_api_call, producer, runtime
+from coinlake.aws import coinbase_api_call, producer
+from coinlake.aws import env as aws_env
 from coinlake.aws.runtime import Counters, LambdaDeadLetters
 from coinlake.contract import LANDING_KEY, landing_prefix
 from coinlake.settings import Settings
@@ -322,8 +323,8 @@ def _check_source(
     assert env == {
         coinbase_api_call.STREAM_ENV: stream["kinesis_stream_name"],
         producer.SECRET_ENV: out["secret_arn"],
-        runtime.DEAD_LETTER_ENV: f"s3://{storage['landing_bucket_name']}/dead-letter",
-        runtime.DATA_DIR_ENV: "/tmp/coinlake",
+        aws_env.DEAD_LETTER_ENV: f"s3://{storage['landing_bucket_name']}/dead-letter",
+        aws_env.DATA_DIR_ENV: "/tmp/coinlake",
         "COINLAKE_SYMBOLS": ",".join(SYMBOLS),
         "COINLAKE_COINBASE_URL": "https://api.coinbase.com",
         "COINLAKE_MAX_RETRIES": "2",

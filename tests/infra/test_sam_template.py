@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from coinlake.aws import coinbase_api_call, producer, runtime
+from coinlake.aws import coinbase_api_call, producer
+from coinlake.aws import env as aws_env
 from coinlake.settings import Settings
 
 from support import REPO
@@ -145,7 +146,7 @@ def test_every_policy_names_exact_actions_on_named_resources(transformed):
 
 
 def test_the_environment_names_only_settings_and_variables_the_handlers_read():
-    known = {coinbase_api_call.STREAM_ENV, producer.SECRET_ENV, runtime.DEAD_LETTER_ENV, runtime.DATA_DIR_ENV}
+    known = {coinbase_api_call.STREAM_ENV, producer.SECRET_ENV, aws_env.DEAD_LETTER_ENV, aws_env.DATA_DIR_ENV}
     template = source()
     names = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for name in FUNCTIONS:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from coinlake.pipeline import Pipeline, RunReport
 from coinlake.settings import load_settings
 
@@ -45,3 +47,24 @@ def test_a_run_whose_final_flush_fails_reports_it(tmp_path, monkeypatch):
         p._delivery_loop(stop, report)
     assert len(report.errors) == 1 and report.errors[0].startswith("delivery: ")
     assert "Permission denied" in report.errors[0]
+
+
+def test_a_taken_api_port_stops_the_stages_that_started_in_order_and_loses_nothing(tmp_path):
+    import socket
+
+    from coinlake.runlock import RunLock
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(
+            data_dir=tmp_path, source="simulated", interval=1, buffer_interval=0, api={"port": port}
+        )
+        with Pipeline(settings) as p:
+            with pytest.raises(OSError):
+                p.run(threading.Event())
+            assert not [t.name for t in threading.enumerate() if t.name.startswith("coinlake-")]
+            assert p.stream.checkpoint("delivery") == p.stream.last_seq()  # what was polled got delivered
+    with RunLock(tmp_path, source="simulated"):  # and the run lock was given back
+        pass

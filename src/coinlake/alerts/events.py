@@ -14,9 +14,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from coinlake.alerts.config import AlertRule
+from coinlake.alerts.kinds import FILE_LANDED, THRESHOLD_CROSSED, Kind
 from coinlake.alerts.rules import Crossing, Observation
 from coinlake.contract import (
     ContractError,
@@ -31,10 +32,6 @@ from coinlake.storage import Storage
 
 #: Namespace of notification ids, fixed forever (changing it changes every id).
 NOTIFICATION_NAMESPACE = uuid.UUID("b0c6a7f4-3f0e-4f6c-9a3e-2d1f5c8e7a90")
-
-Kind = Literal["file_landed", "threshold_crossed"]
-FILE_LANDED: Kind = "file_landed"
-THRESHOLD_CROSSED: Kind = "threshold_crossed"
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
+from coinlake.aws.env import DEAD_LETTER_ENV, STREAM_ENV
 from coinlake.aws.producer import StreamUnavailable, coinbase_secret, load_settings, poll_to_stream, schedule_slot
-from coinlake.aws.runtime import DEAD_LETTER_ENV, STREAM_ENV, deadline
+from coinlake.aws.runtime import deadline
 
 __all__ = ["STREAM_ENV", "StreamUnavailable", "coinbase_secret", "handler", "load_settings", "schedule_slot"]
 

@@ -18,15 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from coinlake.aws.env import DATA_DIR_ENV
 from coinlake.aws.s3 import open_storage
 from coinlake.deadletter import COUNTER_PREFIX, DEFAULT_MAX_PAYLOAD_BYTES, dead_letter_entry
 
-#: Lambda's writable folder; the handlers keep their small SQLite files under it.
-DATA_DIR_ENV = "COINLAKE_DATA_DIR"
 DEFAULT_DATA_DIR = "/tmp/coinlake"
-DEAD_LETTER_ENV = "COINLAKE_DEAD_LETTER_URI"
-#: The Kinesis stream (name or ARN) the producers put records on: the poll Lambda and the ticks container.
-STREAM_ENV = "COINLAKE_KINESIS_STREAM_NAME"
 #: When no Lambda context tells how much time is left.
 DEFAULT_BUDGET_SECONDS = 60.0
 

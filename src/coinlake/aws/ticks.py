@@ -21,7 +21,8 @@ import logging
 import threading
 from typing import Any
 
-from coinlake.aws.runtime import DEAD_LETTER_ENV, Counters, LambdaDeadLetters
+from coinlake.aws.env import DEAD_LETTER_ENV
+from coinlake.aws.runtime import Counters, LambdaDeadLetters
 from coinlake.contract import SOURCE_COINBASE_WS
 from coinlake.settings import Settings
 from coinlake.sources.ticks import TickSource

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from coinlake.alerts.events import Kind
+from coinlake.alerts.kinds import Kind
 from coinlake.cli import render
 from coinlake.cli.common import Config, DataDir, one_line_errors, out, settings_or_exit
 

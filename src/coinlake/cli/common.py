@@ -2,21 +2,26 @@
 consoles, the settings defaults shown by `--help`, and one-line errors instead of tracebacks.
 
 Help strings are Rich markup: never write `[…]` in one (Rich takes it for a tag and drops
-it); a default goes in `show_default` (see `default_of`), choices in a `Literal` type."""
+it); a default goes in `show_default` (see `default_of`), choices in a `Literal` type.
+
+Importing the CLI stays cheap (`coinlake --help` answers at once): command modules import
+the settings and the library inside the commands, never at the top."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-from coinlake.settings import Settings, SettingsError, load_settings
+from coinlake import defaults
+
+if TYPE_CHECKING:
+    from coinlake.settings import Settings
 
 #: stdout and stderr. Text is never wrapped at the console's width (80 columns outside a
 #: terminal): a long line stays one line (tables: `render.print_table`).
@@ -26,25 +31,17 @@ err = Console(stderr=True, soft_wrap=True)
 
 def default_of(name: str) -> str:
     """The default of setting `name` (dotted for a section: `api.port`) as `--help` shows
-    it, read from `Settings`: an option left out falls back to the settings (env, file,
-    default), so its typer default is None and the real one lives there."""
-    model: type[BaseModel] = Settings
-    *sections, field = name.split(".")
-    for section in sections:
-        model = model.model_fields[section].annotation  # type: ignore[assignment]
-    default = model.model_fields[field].get_default(call_default_factory=True)
+    it, read from `coinlake.defaults` (which `Settings` declares its fields with): an option
+    left out falls back to the settings (env, file, default), so its typer default is None
+    and the real one lives there."""
+    default = defaults.SHOWN[name]
     if default is None:
-        return "never" if field == "duration" else "none"
+        return "never" if name == "duration" else "none"
     if isinstance(default, list):
         return ",".join(map(str, default))
     if isinstance(default, float) and default.is_integer():
         return str(int(default))
     return str(default)
-
-
-def choices_of(name: str) -> tuple[str, ...]:
-    """The values a `Literal` setting accepts, in order (e.g. `source`)."""
-    return get_args(Settings.model_fields[name].annotation)
 
 
 DataDir = Annotated[
@@ -63,6 +60,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
     """Settings from flags, env, file and defaults; a bad value exits 2 with one line per problem."""
+    from coinlake.settings import SettingsError, load_settings
+
     try:
         return load_settings(config, **overrides)
     except SettingsError as exc:

@@ -10,18 +10,18 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from coinlake.api.guard import QuotaStore, api_db_path, quota_period
-from coinlake.api.keys import KeyInfo, KeyStore, KeyStoreError
 from coinlake.cli.common import Config, DataDir, err, fail, one_line_errors, out, settings_or_exit
 from coinlake.cli.render import cell, print_table
-from coinlake.datadir import ensure_data_dir, require_data_dir
-from coinlake.plans import DEFAULT_PLANS, UsagePlan
-from coinlake.settings import Settings
+
+if TYPE_CHECKING:  # the commands import the key store (and pydantic) when they run, not --help
+    from coinlake.api.keys import KeyInfo, KeyStore
+    from coinlake.plans import UsagePlan
+    from coinlake.settings import Settings
 
 keys_app = typer.Typer(
     help="API keys for the REST API (sent in the x-api-key header) and their usage plans.",
@@ -33,11 +33,16 @@ keys_app = typer.Typer(
 
 def plans_of(settings: Settings) -> Mapping[str, UsagePlan]:
     """The configured usage plans (`settings.api.plans`), or the built-in ones."""
+    from coinlake.plans import DEFAULT_PLANS
+
     api = getattr(settings, "api", None)
     return api.plans if api is not None else DEFAULT_PLANS
 
 
 def _store(settings: Settings) -> KeyStore:
+    from coinlake.api.guard import api_db_path
+    from coinlake.api.keys import KeyStore
+
     return KeyStore(api_db_path(settings.data_dir), plans_of(settings))
 
 
@@ -54,6 +59,9 @@ def create(
     config: Config = None,
 ) -> None:
     """Create a key. It is printed once, alone on the last line; only its hash is stored."""
+    from coinlake.api.keys import KeyStoreError
+    from coinlake.datadir import ensure_data_dir
+
     settings = settings_or_exit(config, data_dir=data_dir)
     plans = plans_of(settings)
     try:
@@ -76,6 +84,10 @@ def list_keys(
     config: Config = None,
 ) -> None:
     """List keys: id, name, plan, the key's first characters, dates, and today's usage. No secrets."""
+    from coinlake.api.guard import api_db_path
+    from coinlake.api.keys import KeyStore
+    from coinlake.datadir import require_data_dir
+
     settings = settings_or_exit(config, data_dir=data_dir)
     plans = plans_of(settings)
     path = api_db_path(settings.data_dir)
@@ -121,6 +133,8 @@ def revoke(
     config: Config = None,
 ) -> None:
     """Revoke a key: running servers refuse it (403) within about a second."""
+    from coinlake.api.keys import KeyStoreError
+
     settings = settings_or_exit(config, data_dir=data_dir)
     try:
         with one_line_errors(settings), _store(settings) as store:
@@ -146,6 +160,8 @@ def show_plans(data_dir: DataDir = None, config: Config = None) -> None:
 
 def _usage(path: Path, keys: list[KeyInfo], plans: Mapping[str, UsagePlan]) -> dict[str, int]:
     """Each active key's count in its plan's current quota period (as last flushed)."""
+    from coinlake.api.guard import QuotaStore, quota_period
+
     store = QuotaStore(path)
     try:
         now = time.time()

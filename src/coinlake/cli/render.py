@@ -23,14 +23,14 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from coinlake.contract import decimal_text
-
 Format = Literal["table", "json", "csv"]
 
 
 def plain(v: Any) -> Any:
     """A JSON-friendly value: decimals as exact normalised strings, times as ISO-8601."""
     if isinstance(v, Decimal):
+        from coinlake.contract import decimal_text  # here: the contract needs pydantic, --help does not
+
         return decimal_text(v)
     if isinstance(v, dt.datetime | dt.date | dt.time):
         return v.isoformat()

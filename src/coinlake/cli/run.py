@@ -10,7 +10,7 @@ import typer
 
 from coinlake.cli import logs
 from coinlake.cli.common import Config, DataDir, default_of, fail, one_line_errors, settings_or_exit
-from coinlake.settings import TICK_SOURCES, Source
+from coinlake.defaults import TICK_SOURCES, Source
 
 
 def _opt(help: str, setting: str) -> Any:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from coinlake.aws.runtime import DEAD_LETTER_ENV, STREAM_ENV
+from coinlake.aws.env import DEAD_LETTER_ENV, STREAM_ENV
 from coinlake.cli import logs
 from coinlake.cli.common import Config, default_of, fail, settings_or_exit
 

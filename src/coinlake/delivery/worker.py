@@ -28,6 +28,10 @@ any point therefore loses nothing and never creates a second file for a record.
 The in-memory buffer is not state: the stream is the buffer. On restart the worker
 re-reads from its checkpoint. Memory is bounded by one file (twice, while writing).
 One `Delivery` per consumer name, used from one thread.
+
+`on_file(key)`, if given, is called once each file is written and checkpointed (the
+pipeline uses it to run the ETL as soon as a file lands); an error it raises is logged
+and never undoes or repeats the delivery.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ import logging
 import re
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable
+from itertools import accumulate, repeat
 from typing import Any
 
 from coinlake.contract import landing_prefix
@@ -88,6 +94,7 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         max_file_bytes: int = MAX_FILE_BYTES,
         max_records: int = MAX_FILE_RECORDS,
+        on_file: Callable[[str], object] | None = None,
     ):
         if buffer_interval < 0 or buffer_bytes < 0:
             raise ValueError("buffer_interval and buffer_bytes must be >= 0 (0 means zero buffering)")
@@ -104,6 +111,7 @@ class Delivery:
         self.state = state
         self.clock = clock
         self.max_records = int(max_records)
+        self.on_file = on_file
         self.cap = min(self.buffer_bytes, max_file_bytes) if self.buffer_bytes > 0 else int(max_file_bytes)
         self.zero_buffering = self.buffer_interval == 0 or self.buffer_bytes == 0
         #: Consecutive failed attempts (0 when healthy) and the last failure, for status/run.
@@ -203,7 +211,9 @@ class Delivery:
             page = self.stream.read(self._cursor, limit=limit, max_bytes=max(self.cap - len(self._buf), 1))
             if not page:
                 return
-            for rec in page:
+            if (until is None or page[-1].seq <= until) and self._take_page(page):
+                continue
+            for rec in page:  # one by one: a page reaching past `until`, or a record without its newline
                 if until is not None and rec.seq > until:
                     return
                 line = _line(rec.data)
@@ -218,6 +228,29 @@ class Delivery:
                 if self._count >= self.max_records or len(self._buf) >= self.cap:
                     self._full = True
                     return
+
+    def _take_page(self, page: list[StreamRecord]) -> bool:
+        """`_fill`'s common case without a Python step per record: append the records of
+        `page` that fit, in order, exactly as the loop would, and return True; return False,
+        taking nothing, if a record lacks its newline."""
+        datas = [r.data for r in page]
+        if not all(map(bytes.endswith, datas, repeat(b"\n"))):
+            return False
+        n = bisect_right(list(accumulate(map(len, datas))), self.cap - len(self._buf))
+        if not self._count:
+            n = max(n, 1)  # a record larger than the cap gets a file of its own
+        n = min(n, self.max_records - self._count)
+        if n == 0:
+            self._full = True
+            return True
+        if not self._count:
+            self._first, self._first_arrival = page[0].seq, page[0].arrived_at
+        self._buf += b"".join(datas[:n])
+        self._count += n
+        self._last = self._cursor = page[n - 1].seq
+        if n < len(page) or self._count >= self.max_records or len(self._buf) >= self.cap:
+            self._full = True
+        return True
 
     def _due(self) -> bool:
         return self.zero_buffering or self.clock() - self._first_arrival >= self.buffer_interval
@@ -343,6 +376,11 @@ class Delivery:
     def _delivered(self, key: str, records: int, nbytes: int, keys: list[str]) -> None:
         keys.append(key)
         log.debug("delivery: wrote %s (%d records, %d bytes)", key, records, nbytes)
+        if self.on_file is not None:
+            try:
+                self.on_file(key)
+            except Exception:  # a listener's failure is not a delivery failure
+                log.exception("delivery: the on_file listener failed for %s", key)
         if self.state is not None:
             self.state.incr("delivery.files")
             self.state.incr("delivery.records", records)

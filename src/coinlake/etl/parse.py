@@ -25,7 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from coinlake.contract import DEFAULT_MAX_AMOUNT, ContractError, LandingRecord, lake_row, split_json_values
+from coinlake.contract import (
+    DEFAULT_MAX_AMOUNT,
+    LANDING_FIELDS,
+    ContractError,
+    LandingRecord,
+    lake_row,
+    split_json_values,
+)
 
 # The canonical shapes producers write. Records in these shapes are transformed with
 # vectorised Arrow casts (proved equal to `contract.lake_row` by the tests); any other
@@ -34,7 +41,6 @@ _TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
 #: Matches `timestamp_utc + ingested_at + amount` concatenated (each `Z` ends a timestamp).
 _CANONICAL = re.compile(f"{_TS}{_TS}[0-9]{{1,20}}(?:\\.[0-9]{{1,12}})?")
 
-LANDING_FIELDS = ("event_id", "source", "crypto", "currency", "amount", "timestamp_utc", "ingested_at")
 LANDING_SCHEMA = pa.schema([(name, pa.string()) for name in LANDING_FIELDS])
 
 

@@ -116,17 +116,8 @@ class Change:
 # ------------------------------------------------------------------------- layout
 
 
-def rollup_uri_for(lake_uri: str) -> str:
-    """The default rollup location: `rollups` beside the lake (`/data/lake` -> `/data/rollups`,
-    `s3://bucket/lake` -> `s3://bucket/rollups`; a lake at a bucket's root -> `s3://bucket/_rollups`)."""
-    if "://" in lake_uri and not lake_uri.startswith("file://"):
-        scheme, rest = lake_uri.split("://", 1)
-        rest = rest.strip("/")
-        if "/" not in rest:
-            return f"{scheme}://{rest}/_rollups"
-        return f"{scheme}://{rest.rsplit('/', 1)[0]}/rollups"
-    path = Path(lake_uri.removeprefix("file://")).resolve()
-    return str(path.parent / "rollups")
+#: Defined with the rest of the layout (`settings` asks it without importing the engines).
+rollup_uri_for = layout.rollup_uri_for
 
 
 def default_rollups(lake: Storage) -> Storage:

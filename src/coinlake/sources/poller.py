@@ -84,6 +84,8 @@ class Poller:
         self.sink_backoff_base = sink_backoff_base
         self.sink_backoff_max = sink_backoff_max
         self._idle = threading.Event()  # stands in for `stop` when tick() is called alone
+        #: Set once a tick has finished (whatever it got): `run` starts the API after the first.
+        self.ticked = threading.Event()
         self._retries_seen = getattr(client, "retries", 0)
         self.plausibility = plausibility or PlausibilityRule()
         self.guard = self._load_guard()
@@ -169,6 +171,7 @@ class Poller:
         else:  # the records are not on the stream: the next decision starts from the saved state
             self.guard = self._load_guard()
         self._set_last_tick(outcome)
+        self.ticked.set()
         return outcome
 
     def _record(self, quote: Quote, slot: dt.datetime, ingested_at: str) -> LandingRecord | None:

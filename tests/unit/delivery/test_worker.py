@@ -389,3 +389,20 @@ def test_delivery_to_an_s3_landing(stream, clock, s3_bucket, state, monkeypatch)
     assert landing.read(four) == rec(4)
     assert stream.checkpoint("delivery") == 4
     assert state.counters("delivery.records") == {"delivery.records": 4}
+
+
+def test_on_file_hears_of_each_file_once_it_is_checkpointed_and_its_failure_changes_nothing(stream, landing, clock):
+    heard: list[tuple[str, int]] = []
+
+    def listener(key: str) -> None:
+        heard.append((key, stream.checkpoint("delivery")))
+        raise RuntimeError("a listener bug")
+
+    d = Delivery(stream, landing, buffer_interval=0, on_file=listener, clock=clock)
+    stream.put_records([b'{"n":1}'])
+    first = d.poll_once()
+    stream.put_records([b'{"n":2}', b'{"n":3}'])
+    second = d.poll_once()
+    assert heard == [(first[0], 1), (second[0], 3)]  # told after the checkpoint moved past the file
+    assert d.poll_once() == [] and d.failures == 0
+    assert sorted(f.key for f in landing.list()) == sorted(first + second)
