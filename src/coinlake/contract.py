@@ -21,6 +21,11 @@ from coinlake.lake import CODE, PRICE_SCALE
 SOURCE_COINBASE = "coinbase"
 #: The `source` label of prices from the built-in simulator (`--source simulated`).
 SOURCE_SIMULATOR = "simulator"
+#: The `source` label of backfilled history: a Coinbase Exchange candle's close price,
+#: timestamped at the candle's start (`coinlake backfill`); from the simulator's candles,
+#: `simulator-candles`.
+SOURCE_CANDLES = "coinbase-candles"
+SOURCE_SIMULATOR_CANDLES = "simulator-candles"
 #: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from coinlake import __version__
-from coinlake.cli import alerts, etl, query, run, serve, status
+from coinlake.cli import alerts, backfill, etl, query, run, serve, status
 from coinlake.cli.keys import keys_app
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.command("run")(run.run)
 app.command("simulator")(serve.simulator)
 app.command("serve")(serve.serve)
 app.command("etl")(etl.etl)
+app.command("backfill")(backfill.backfill)
 app.command("query")(query.query)
 app.command("status")(status.status)
 app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from coinlake.serving import BackgroundServer
+from coinlake.sources import simulator_candles
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +206,15 @@ def format_price(value: float) -> Decimal:
 
 
 def create_app(
-    *, seed: int | None = None, faults: FaultPlan | None = None, clock: Callable[[], float] = time.monotonic
+    *,
+    seed: int | None = None,
+    faults: FaultPlan | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    candle_rate: float = simulator_candles.DEFAULT_RATE,
 ) -> Starlette:
-    """The simulator as an ASGI app. `app.state.faults` may be replaced while it runs."""
+    """The simulator as an ASGI app. `app.state.faults` may be replaced while it runs.
+    It serves the Exchange candles too (`simulator_candles`, at most `candle_rate`
+    requests a second, 0: no limit; `app.state.candle_faults`)."""
     market = Market(seed, clock)
     bad_amounts = itertools.cycle(BAD_AMOUNTS)
     dropped = itertools.cycle(_DROPPED_FIELDS)
@@ -250,9 +257,14 @@ def create_app(
         return JSONResponse(_errors("not_found", "Not found"), 404)
 
     app = Starlette(
-        routes=[Route("/v2/prices/{pair}/spot", spot), Route("/health", health)],
+        routes=[
+            Route("/v2/prices/{pair}/spot", spot),
+            Route("/health", health),
+            *simulator_candles.candle_routes(Market.knows),
+        ],
         exception_handlers={404: not_found},
     )
+    simulator_candles.mount_state(app, rate=candle_rate)
     app.state.faults = faults
     app.state.market = market
     app.state.requests = 0
@@ -303,9 +315,15 @@ class SimulatorServer(BackgroundServer):
     """The simulator in a background thread: `with SimulatorServer() as sim: sim.url`."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None, faults: FaultPlan | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int | None = None,
+        faults: FaultPlan | None = None,
+        candle_rate: float = simulator_candles.DEFAULT_RATE,
     ):
-        super().__init__(create_app(seed=seed, faults=faults), host, port)
+        super().__init__(create_app(seed=seed, faults=faults, candle_rate=candle_rate), host, port)
 
     @property
     def faults(self) -> FaultPlan | None:

@@ -1,0 +1,387 @@
+"""History from Coinbase candles, through the same stream as live prices (`coinlake backfill`).
+
+Each candle becomes one landing record: `source` `coinbase-candles` (`simulator-candles`
+from the simulator), the close price as `amount` (the digits Coinbase sent), timestamped
+at the candle's start, event id `event_id_for(source, pair, candle start)`. The id does
+not depend on the granularity: a pair has at most one backfilled price per start time,
+whichever backfill wrote it first (a later one at another granularity only adds the
+start times that are missing; the ETL counts the others as duplicates).
+
+Plan (`plan_range`, `Backfill.plan`): the range is aligned to the granularity (start
+down, end down; the end is exclusive and never later than the last complete candle),
+cut into windows of at most 300 candles per pair, minus what earlier runs covered.
+
+Progress and resume: per (source, pair, granularity) the state store keeps the ranges
+already covered (`backfill.coverage.…`, a few merged intervals). A window's range is
+added only once its records are durable on the stream (`sink` returned), so after
+Ctrl-C or a crash a rerun fetches exactly the windows that were not done; a window
+that was on the stream but not yet recorded is fetched again, with the same event ids,
+and the lake keeps one copy. A rerun of a finished range fetches nothing.
+
+Bad rows (not 6 numbers, a time outside the window, a bad close) go to the dead-letter
+area (stage `backfill`) and are counted; the rest of the window goes on. Gaps (no row
+for a candle without trades) are simply absent: nothing is made up.
+
+`land` gets the records into the lake before the command ends: under the data dir's run
+lock it flushes delivery and runs one ETL pass; if a `coinlake run` holds the lock, its
+own delivery writes them, `land` waits for that, then runs one ETL pass (the ETL lock
+keeps it apart from the run's).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from coinlake.contract import ContractError, LandingRecord, event_id_for, format_ts, parse_pair
+from coinlake.deadletter import DeadLetters
+from coinlake.sources.backfill_config import GRANULARITIES, MAX_ROWS_PER_REQUEST
+from coinlake.state import StateStore
+
+log = logging.getLogger(__name__)
+
+STAGE = "backfill"
+COVERAGE_PREFIX = "backfill.coverage"
+
+Interval = tuple[int, int]
+
+
+class BackfillInputError(ValueError):
+    """The command's parameters cannot work; the message is one line."""
+
+    exit_code = 2
+
+
+class BackfillFailed(RuntimeError):
+    """The backfill stopped before the end (what was fetched is kept); one line."""
+
+    exit_code = 1
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def parse_time(text: str, name: str) -> int:
+    """`2025-01-31`, `2025-01-31T12:00`, `2025-01-31T12:00:00Z` or with an offset, as epoch
+    seconds; a time without a zone is UTC."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            t = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+        else:
+            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BackfillInputError(
+            f"--{name} {text!r} is not a date or time like 2025-01-31 or 2025-01-31T12:00:00Z"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp())
+
+
+def plan_range(start: str, end: str | None, granularity: int, now: float, max_candles: int) -> Interval:
+    """[start, end) aligned to the granularity, checked. `end` None: now. The end is never
+    later than the last complete candle (the current one is still moving)."""
+    if granularity not in GRANULARITIES:
+        raise BackfillInputError(
+            f"--granularity {granularity} is not one Coinbase serves: {', '.join(map(str, GRANULARITIES))} seconds"
+        )
+    lo = parse_time(start, "start")
+    hi = int(now) if end is None else parse_time(end, "end")
+    if lo >= hi:
+        raise BackfillInputError(f"--start {_day(lo)} is not before --end {_day(hi)}")
+    if lo >= now:
+        raise BackfillInputError(f"--start {_day(lo)} is in the future")
+    lo = lo // granularity * granularity
+    hi = min(hi, int(now)) // granularity * granularity
+    if lo >= hi:
+        raise BackfillInputError(
+            f"no complete {granularity}s candle between {_day(lo)} and {_day(hi)} yet (the current one is still moving)"
+        )
+    candles = (hi - lo) // granularity
+    if candles > max_candles:
+        span = dt.timedelta(seconds=max_candles * granularity)
+        raise BackfillInputError(
+            f"the range holds {candles:,} candles of {granularity}s per pair, more than the {max_candles:,} one "
+            f"command may fetch ({span.days} days at this granularity); split it, or raise backfill.max_candles"
+        )
+    return lo, hi
+
+
+def merge(intervals: Sequence[Interval]) -> list[Interval]:
+    """Sorted, with overlapping or touching intervals joined."""
+    out: list[list[int]] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def missing(covered: Sequence[Interval], start: int, end: int) -> list[Interval]:
+    """The parts of [start, end) outside `covered` (merged)."""
+    gaps, at = [], start
+    for s, e in merge(covered):
+        if e <= at or s >= end:
+            continue
+        if s > at:
+            gaps.append((at, s))
+        at = max(at, e)
+    if at < end:
+        gaps.append((at, end))
+    return gaps
+
+
+@dataclass(frozen=True)
+class Window:
+    pair: str
+    start: int
+    end: int
+
+    def candles(self, granularity: int) -> int:
+        return (self.end - self.start) // granularity
+
+
+def windows_of(pair: str, ranges: Sequence[Interval], granularity: int) -> list[Window]:
+    step = MAX_ROWS_PER_REQUEST * granularity
+    return [Window(pair, s, min(s + step, e)) for lo, e in ranges for s in range(lo, e, step)]
+
+
+# --------------------------------------------------------------------------- runner
+
+
+@dataclass
+class BackfillResult:
+    label: str
+    granularity: int
+    start: int
+    end: int
+    pairs: list[str]
+    total_candles: int = 0  # candle slots of the range, every pair
+    skipped_candles: int = 0  # covered by earlier runs
+    done_candles: int = 0  # covered by this run
+    windows: int = 0
+    rows: int = 0  # records put on the stream
+    bad_rows: int = 0
+    last_seq: int = 0
+    interrupted: bool = False
+    error: str | None = None
+    seconds: float = 0.0
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[BackfillResult], Any]
+
+
+class Backfill:
+    def __init__(
+        self,
+        client: Any,
+        sink: Callable[[list[LandingRecord]], Sequence[int]],
+        state: StateStore,
+        dead_letters: DeadLetters,
+        *,
+        label: str,
+        granularity: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        if granularity not in GRANULARITIES:
+            raise BackfillInputError(f"--granularity {granularity} is not one of {GRANULARITIES}")
+        self.client = client
+        self.sink = sink
+        self.state = state
+        self.dead_letters = dead_letters
+        self.label = label
+        self.granularity = granularity
+        self.clock = clock
+
+    # ------------------------------------------------------------------ plan
+    def coverage_key(self, pair: str) -> str:
+        return f"{COVERAGE_PREFIX}.{self.label}.{pair}.{self.granularity}"
+
+    def covered(self, pair: str) -> list[Interval]:
+        raw = self.state.get(self.coverage_key(pair)) or []
+        return [(int(s), int(e)) for s, e in raw]
+
+    def plan(self, pairs: Sequence[str], start: int, end: int) -> tuple[list[Window], BackfillResult]:
+        """The windows still to fetch, time first across pairs (the lake fills in order)."""
+        names = ["-".join(parse_pair(p)) for p in pairs]
+        result = BackfillResult(self.label, self.granularity, start, end, names)
+        todo: list[Window] = []
+        for pair in names:
+            gaps = missing(self.covered(pair), start, end)
+            todo.extend(windows_of(pair, gaps, self.granularity))
+            result.total_candles += (end - start) // self.granularity
+        result.skipped_candles = result.total_candles - sum(w.candles(self.granularity) for w in todo)
+        order = {p: i for i, p in enumerate(names)}
+        todo.sort(key=lambda w: (w.start, order[w.pair]))
+        return todo, result
+
+    # ------------------------------------------------------------------- run
+    def run(
+        self,
+        todo: Sequence[Window],
+        result: BackfillResult,
+        stop: threading.Event,
+        on_progress: ProgressCallback | None = None,
+    ) -> BackfillResult:
+        """Fetch the windows in order until done or `stop`; a `CandlesError` ends the run
+        with `result.error` set (what was fetched before is kept and recorded)."""
+        from coinlake.sources.candles import CandlesError
+
+        began = time.monotonic()
+        try:
+            for window in todo:
+                if stop.is_set():
+                    result.interrupted = True
+                    break
+                try:
+                    candles, bad = self.client.fetch(window.pair, window.start, window.end, self.granularity, stop=stop)
+                except CandlesError as exc:
+                    if stop.is_set():
+                        result.interrupted = True
+                    else:
+                        result.error = exc.message
+                        self._incr(f"backfill.errors.{exc.reason}")
+                    break
+                self._window_done(window, candles, bad, result)
+                if on_progress is not None:
+                    on_progress(result)
+        finally:
+            result.seconds = time.monotonic() - began
+        return result
+
+    def _window_done(self, window: Window, candles: list[Any], bad: list[Any], result: BackfillResult) -> None:
+        ingested_at = format_ts(dt.datetime.fromtimestamp(self.clock(), dt.UTC))
+        records = []
+        for c in candles:
+            try:
+                records.append(self._record(c, ingested_at))
+            except ContractError as exc:  # the client checks already: a safety net
+                bad.append(_Bad(c.pair, exc.reason, exc.message, c.__dict__))
+        for row in bad:
+            result.bad_rows += 1
+            result.bad_reasons[row.reason] = result.bad_reasons.get(row.reason, 0) + 1
+            log.warning("dead-lettered: %s", row.message)
+            try:
+                self.dead_letters.write(STAGE, row.reason, row.message, row.payload, pair=row.pair)
+            except Exception as exc:  # a full disk: say so, the good rows go on
+                log.error("cannot write the dead letter of %s (%s): %s", row.pair, row.reason, exc)
+        if records:
+            seqs = self.sink(records)  # durable once it returns
+            result.last_seq = max(result.last_seq, max(seqs, default=0))
+        covered = merge([*self.covered(window.pair), (window.start, window.end)])
+        self.state.set(self.coverage_key(window.pair), [list(iv) for iv in covered])
+        result.windows += 1
+        result.rows += len(records)
+        result.done_candles += window.candles(self.granularity)
+        self._incr("backfill.requests")
+        self._incr("backfill.records", len(records))
+        if bad:
+            self._incr("backfill.bad_rows", len(bad))
+
+    def _record(self, candle: Any, ingested_at: str) -> LandingRecord:
+        base, quote = parse_pair(candle.pair)
+        at = dt.datetime.fromtimestamp(candle.start, dt.UTC)
+        return LandingRecord.from_dict(
+            {
+                "event_id": event_id_for(self.label, candle.pair, at),
+                "source": self.label,
+                "crypto": base,
+                "currency": quote,
+                "amount": candle.close,
+                "timestamp_utc": format_ts(at),
+                "ingested_at": ingested_at,
+            }
+        )
+
+    def _incr(self, name: str, n: int = 1) -> None:
+        try:
+            self.state.incr(name, n)
+        except Exception as exc:  # counters are best effort
+            log.error("cannot update counter %s: %s", name, exc)
+
+
+@dataclass(frozen=True)
+class _Bad:
+    pair: str
+    reason: str
+    message: str
+    payload: Any
+
+
+# --------------------------------------------------------------------------- landing
+
+
+@dataclass
+class Landed:
+    files: int
+    etl: Any  # EtlResult
+    by_run: bool  # a running `coinlake run` delivered the records
+
+
+def land(
+    pipeline: Any,
+    upto_seq: int,
+    *,
+    wait: float,
+    stop: threading.Event | None = None,
+    poll: float = 0.2,
+    clock: Callable[[], float] = time.monotonic,
+) -> Landed:
+    """Get the stream's records up to `upto_seq` into the lake (see the module docstring).
+    `wait`: how long a running `coinlake run` may take to deliver them."""
+    from coinlake.runlock import RunLock, RunLocked
+
+    lock = RunLock(pipeline.settings.data_dir, source="backfill")
+    try:
+        lock.acquire()
+    except RunLocked as exc:
+        log.info("%s: its delivery writes the backfilled records; waiting for it", exc)
+        deadline = clock() + wait
+        consumer = pipeline.delivery().consumer
+        while pipeline.stream.checkpoint(consumer) < upto_seq:
+            if clock() >= deadline or (stop is not None and stop.is_set()):
+                raise BackfillFailed(
+                    f"{exc}, and it has not delivered the backfilled records within {wait:g}s; they are safe in the "
+                    "stream and reach the lake with its next delivery and ETL pass"
+                ) from None
+            (stop.wait if stop is not None else time.sleep)(poll)
+        return Landed(0, pipeline.etl_once(), True)
+    try:
+        delivery = pipeline.delivery()
+        keys = delivery.flush()
+        if delivery.failures:
+            raise BackfillFailed(
+                f"delivery to {pipeline.settings.landing} failed ({delivery.last_error}); the records are safe in "
+                "the stream: rerun the command (or `coinlake run`) to deliver them"
+            )
+        return Landed(len(keys), pipeline.etl_once(), False)
+    finally:
+        lock.release()
+
+
+def _day(t: int) -> str:
+    return format_ts(dt.datetime.fromtimestamp(t, dt.UTC)).replace(":00.000Z", "Z")
+
+
+__all__ = [
+    "Backfill",
+    "BackfillFailed",
+    "BackfillInputError",
+    "BackfillResult",
+    "Landed",
+    "Window",
+    "land",
+    "merge",
+    "missing",
+    "parse_time",
+    "plan_range",
+    "windows_of",
+]
