@@ -93,10 +93,10 @@ def plan_range(start: str, end: str | None, granularity: int, now: float, max_ca
         )
     lo = parse_time(start, "start")
     hi = int(now) if end is None else parse_time(end, "end")
-    if lo >= hi:
-        raise BackfillInputError(f"--start {_day(lo)} is not before --end {_day(hi)}")
     if lo >= now:
         raise BackfillInputError(f"--start {_day(lo)} is in the future")
+    if lo >= hi:
+        raise BackfillInputError(f"--start {_day(lo)} is not before --end {_day(hi)}")
     lo = lo // granularity * granularity
     hi = min(hi, int(now)) // granularity * granularity
     if lo >= hi:

@@ -41,6 +41,8 @@ GAP_PERCENT = 2
 #: Coinbase's public limit, requests per second (per IP there, per server here).
 DEFAULT_RATE = 10.0
 
+#: Minutes a coarse candle's high, low and volume are taken from.
+_SAMPLES = 60
 _MASK = (1 << 64) - 1
 _DAY_MINUTES = 1440.0
 _MONTH_MINUTES = 30 * 1440.0
@@ -93,17 +95,24 @@ def _minute(seed: int, level: float, minute: int) -> tuple[float, float, float, 
 
 
 def candle(seed: int, level: float, start: int, granularity: int) -> tuple[float, ...] | None:
-    """(low, high, open, close, volume) of the candle starting at `start`, None without trades."""
-    first = start // 60
-    minutes = [m for m in (_minute(seed, level, first + i) for i in range(granularity // 60)) if m is not None]
-    if not minutes:
+    """(low, high, open, close, volume) of the candle starting at `start`, None without
+    trades. Open and close are exact (the first and last traded minutes); high, low and
+    volume come from at most `_SAMPLES` minutes spread over the candle, so a day candle
+    costs as little as an hour's."""
+    first, n = start // 60, granularity // 60
+    opening = next((m for i in range(n) if (m := _minute(seed, level, first + i)) is not None), None)
+    if opening is None:
         return None
+    closing = next(m for i in range(n - 1, -1, -1) if (m := _minute(seed, level, first + i)) is not None)
+    stride = max(1, n // _SAMPLES)
+    sample = [m for i in range(0, n, stride) if (m := _minute(seed, level, first + i)) is not None]
+    sample += [opening, closing]
     return (
-        min(m[0] for m in minutes),
-        max(m[1] for m in minutes),
-        minutes[0][2],
-        minutes[-1][3],
-        sum(m[4] for m in minutes),
+        min(m[0] for m in sample),
+        max(m[1] for m in sample),
+        opening[2],
+        closing[3],
+        sum(m[4] for m in sample) * stride,
     )
 
 
@@ -212,7 +221,7 @@ def candle_routes(knows: Callable[[str], bool], *, wall_clock: Callable[[], floa
             return _message("Invalid time", 400)
         now = int(wall_clock())
         end = min(now if end is None else end, now)
-        start = end - (MAX_ROWS - 1) * granularity if start is None else start
+        start = (end // granularity - MAX_ROWS + 1) * granularity if start is None else start
         if start > end:
             return _message("start must be before end", 400)
         if (end // granularity) - (-(-start // granularity)) + 1 > MAX_ROWS:
