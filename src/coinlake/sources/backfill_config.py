@@ -24,7 +24,7 @@ class BackfillSettings(BaseModel):
 
     exchange_url: str = Field(EXCHANGE_URL, description="Base URL of the Coinbase Exchange API (candles).")
     requests_per_second: float = Field(
-        8.0, gt=0, le=100, description="Candles requests a second at most (Coinbase allows about 10 per IP)."
+        8.0, gt=0, le=1000, description="Candles requests a second at most (Coinbase allows about 10 per IP)."
     )
     max_candles: int = Field(
         DEFAULT_MAX_CANDLES, ge=1, description="Largest range of one command, in candles per pair."
