@@ -26,6 +26,8 @@ SOURCE_SIMULATOR = "simulator"
 #: `simulator-candles`.
 SOURCE_CANDLES = "coinbase-candles"
 SOURCE_SIMULATOR_CANDLES = "simulator-candles"
+#: Sources of history rather than news: in the lake like any price, never fed to the alert rules.
+HISTORY_SOURCES = frozenset({SOURCE_CANDLES, SOURCE_SIMULATOR_CANDLES})
 #: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 

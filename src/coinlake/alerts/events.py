@@ -19,6 +19,7 @@ from typing import Any, Literal
 from coinlake.alerts.config import AlertRule
 from coinlake.alerts.rules import Crossing, Observation
 from coinlake.contract import (
+    HISTORY_SOURCES,
     ContractError,
     LandingRecord,
     decimal_text,
@@ -122,7 +123,8 @@ class LandingSummary:
     bad_lines: int
 
     def observations(self) -> list[Observation]:
-        return [observation(r) for r in self.records]
+        """The records the rules see: live prices, not backfilled history (`HISTORY_SOURCES`)."""
+        return [observation(r) for r in self.records if r.source not in HISTORY_SOURCES]
 
 
 def observation(rec: LandingRecord) -> Observation:
