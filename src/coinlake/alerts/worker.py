@@ -4,10 +4,11 @@
 
 1. reads the records after its checkpoint, evaluates the matching rules on them
    (`RuleEngine`: notifications into the durable outbox, then the rule states saved),
-   then commits the checkpoint (records of backfilled history, `HISTORY_SOURCES`, are
-   read but never evaluated: a crossing last year is not news). A crash anywhere replays the batch: observations the
-   saved states have seen are ignored, and notifications made again have the same ids,
-   which the outbox already holds: nothing lost, nothing doubled;
+   then commits the checkpoint. Records of backfilled history (`HISTORY_SOURCES`) are
+   read but never evaluated: a crossing last year is not news. A crash anywhere replays
+   the batch: observations the saved states have seen are ignored, and notifications
+   made again have the same ids, which the outbox already holds: nothing lost, nothing
+   doubled;
 2. every `landing_scan_seconds`, lists the landing zone; for each key not yet in the
    state's marks (`alerts.landed`) it evaluates the rules on the file's records (new
    only if they did not come through the local stream), enqueues a `file_landed`
