@@ -267,3 +267,37 @@ def test_beside_a_running_run_its_delivery_lands_the_records(sim, pipeline):
             stop.set()
             worker.join()
     assert landed.by_run and landed.etl.written == len(expected(("BTC-USD",)))
+
+
+def test_a_minute_with_a_live_and_a_backfilled_price_counts_each_once(sim, pipeline):
+    """What the API shows for a minute that has both: two observations (the candle's close
+    at the minute's start, the live poll a moment later), each counted once, however often
+    the backfill runs; `latest` is the newest price by time, whatever its source."""
+    from coinlake.query.catalogue import Catalogue
+    from coinlake.query.engines import DuckDBEngine
+
+    from support import spot
+
+    minute = dt.datetime.fromtimestamp(LO, dt.UTC) + dt.timedelta(minutes=3)
+    backfilled = {t: p for c, t, p in expected(("BTC-USD",)) if c == "BTC"}
+    assert minute in backfilled  # the simulator traded in that minute
+    live = spot("BTC", minute + dt.timedelta(seconds=0.4), "12345.67")
+    pipeline.stream_sink([live])
+    with client_for(sim) as client:
+        for _ in range(2):  # a second run, and a replay of the stream, add nothing
+            _, result = backfill(pipeline, client, pairs=("BTC-USD",))
+            land(pipeline, pipeline.stream.last_seq(), wait=5)
+    cat = Catalogue(DuckDBEngine(pipeline.lake, pipeline.rollups), background=False, now=lambda: minute)
+    try:
+        (one,) = cat.candles("BTC", "1m", minute, minute + dt.timedelta(minutes=1))
+        assert one.count == 2
+        assert (one.open, one.close) == (backfilled[minute], Decimal("12345.67"))  # ordered by timestamp
+        hour = minute.replace(minute=0)
+        in_hour = sum(1 for t in backfilled if hour <= t < hour + dt.timedelta(hours=1))
+        (h,) = cat.candles("BTC", "1h", hour, hour + dt.timedelta(hours=1))
+        assert h.count == in_hour + 1  # every backfilled minute once, plus the live price
+        (latest,) = cat.latest(["BTC"])
+        newest = max(backfilled)  # later than the live price here: `latest` is the newest by time
+        assert (latest.price, latest.timestamp) == (backfilled[newest], newest)
+    finally:
+        cat.close()
