@@ -11,12 +11,14 @@ Plan (`plan_range`, `Backfill.plan`): the range is aligned to the granularity (s
 down, end down; the end is exclusive and never later than the last complete candle),
 cut into windows of at most 300 candles per pair, minus what earlier runs covered.
 
-Progress and resume: per (source, pair, granularity) the state store keeps the ranges
-already covered (`backfill.coverage.…`, a few merged intervals). A window's range is
-added only once its records are durable on the stream (`sink` returned), so after
-Ctrl-C or a crash a rerun fetches exactly the windows that were not done; a window
-that was on the stream but not yet recorded is fetched again, with the same event ids,
-and the lake keeps one copy. A rerun of a finished range fetches nothing.
+Progress and resume: per (source, granularity) the state store keeps, per pair, the
+ranges already covered (`backfill.coverage.<source>.<granularity>`, a few merged
+intervals). Fetched windows are put on the stream together every `FLUSH_ROWS` records
+or `FLUSH_SECONDS`, and their ranges are added only once their records are durable
+(`sink` returned), so after Ctrl-C or a crash a rerun fetches exactly the windows that
+were not done; a window that was on the stream but not yet recorded is fetched again,
+with the same event ids, and the lake keeps one copy. A rerun of a finished range
+fetches nothing.
 
 Bad rows (not 6 numbers, a time outside the window, a bad close) go to the dead-letter
 area (stage `backfill`) and are counted; the rest of the window goes on. Gaps (no row
@@ -47,6 +49,12 @@ log = logging.getLogger(__name__)
 
 STAGE = "backfill"
 COVERAGE_PREFIX = "backfill.coverage"
+COUNTER_NAMESPACE = "backfill"
+#: The fetched windows go onto the stream (and are recorded as covered) together, once
+#: they hold this many records or this many seconds have passed: a few transactions a
+#: second whatever the rate, and at most that much fetching to redo after a crash.
+FLUSH_ROWS = 5000
+FLUSH_SECONDS = 2.0
 
 Interval = tuple[int, int]
 
@@ -189,6 +197,8 @@ class Backfill:
         *,
         label: str,
         granularity: int,
+        flush_rows: int = FLUSH_ROWS,
+        flush_seconds: float = FLUSH_SECONDS,
         clock: Callable[[], float] = time.time,
     ):
         if granularity not in GRANULARITIES:
@@ -199,24 +209,31 @@ class Backfill:
         self.dead_letters = dead_letters
         self.label = label
         self.granularity = granularity
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
         self.clock = clock
+        self._records: list[LandingRecord] = []
+        self._windows: list[Window] = []
+        self._counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ plan
-    def coverage_key(self, pair: str) -> str:
-        return f"{COVERAGE_PREFIX}.{self.label}.{pair}.{self.granularity}"
+    @property
+    def coverage_key(self) -> str:
+        """State key of what this source and granularity covered: {pair: [[start, end], ...]}."""
+        return f"{COVERAGE_PREFIX}.{self.label}.{self.granularity}"
 
-    def covered(self, pair: str) -> list[Interval]:
-        raw = self.state.get(self.coverage_key(pair)) or []
-        return [(int(s), int(e)) for s, e in raw]
+    def coverage(self) -> dict[str, list[Interval]]:
+        raw = self.state.get(self.coverage_key) or {}
+        return {pair: [(int(s), int(e)) for s, e in ivs] for pair, ivs in raw.items()}
 
     def plan(self, pairs: Sequence[str], start: int, end: int) -> tuple[list[Window], BackfillResult]:
         """The windows still to fetch, time first across pairs (the lake fills in order)."""
-        names = ["-".join(parse_pair(p)) for p in pairs]
+        names = list(dict.fromkeys("-".join(parse_pair(p)) for p in pairs))
         result = BackfillResult(self.label, self.granularity, start, end, names)
+        coverage = self.coverage()
         todo: list[Window] = []
         for pair in names:
-            gaps = missing(self.covered(pair), start, end)
-            todo.extend(windows_of(pair, gaps, self.granularity))
+            todo.extend(windows_of(pair, missing(coverage.get(pair, []), start, end), self.granularity))
             result.total_candles += (end - start) // self.granularity
         result.skipped_candles = result.total_candles - sum(w.candles(self.granularity) for w in todo)
         order = {p: i for i, p in enumerate(names)}
@@ -232,10 +249,11 @@ class Backfill:
         on_progress: ProgressCallback | None = None,
     ) -> BackfillResult:
         """Fetch the windows in order until done or `stop`; a `CandlesError` ends the run
-        with `result.error` set (what was fetched before is kept and recorded)."""
+        with `result.error` set. Whatever way it ends, the windows fetched are flushed
+        (on the stream, then recorded as covered) before it returns."""
         from coinlake.sources.candles import CandlesError
 
-        began = time.monotonic()
+        began = last_flush = time.monotonic()
         try:
             for window in todo:
                 if stop.is_set():
@@ -248,16 +266,21 @@ class Backfill:
                         result.interrupted = True
                     else:
                         result.error = exc.message
-                        self._incr(f"backfill.errors.{exc.reason}")
+                        self._count(f"backfill.errors.{exc.reason}")
                     break
-                self._window_done(window, candles, bad, result)
+                self._take(window, candles, bad, result)
+                if len(self._records) >= self.flush_rows or time.monotonic() - last_flush >= self.flush_seconds:
+                    self._flush(result)
+                    last_flush = time.monotonic()
                 if on_progress is not None:
                     on_progress(result)
+            self._flush(result)
         finally:
             result.seconds = time.monotonic() - began
         return result
 
-    def _window_done(self, window: Window, candles: list[Any], bad: list[Any], result: BackfillResult) -> None:
+    def _take(self, window: Window, candles: list[Any], bad: list[Any], result: BackfillResult) -> None:
+        """Keep one window's records for the next flush; dead-letter its bad rows now."""
         ingested_at = format_ts(dt.datetime.fromtimestamp(self.clock(), dt.UTC))
         records = []
         for c in candles:
@@ -273,18 +296,38 @@ class Backfill:
                 self.dead_letters.write(STAGE, row.reason, row.message, row.payload, pair=row.pair)
             except Exception as exc:  # a full disk: say so, the good rows go on
                 log.error("cannot write the dead letter of %s (%s): %s", row.pair, row.reason, exc)
-        if records:
-            seqs = self.sink(records)  # durable once it returns
-            result.last_seq = max(result.last_seq, max(seqs, default=0))
-        covered = merge([*self.covered(window.pair), (window.start, window.end)])
-        self.state.set(self.coverage_key(window.pair), [list(iv) for iv in covered])
+        self._records.extend(records)
+        self._windows.append(window)
+        self._count("backfill.requests")
+        self._count("backfill.records", len(records))
+        if bad:
+            self._count("backfill.bad_rows", len(bad))
         result.windows += 1
         result.rows += len(records)
         result.done_candles += window.candles(self.granularity)
-        self._incr("backfill.requests")
-        self._incr("backfill.records", len(records))
-        if bad:
-            self._incr("backfill.bad_rows", len(bad))
+
+    def _flush(self, result: BackfillResult) -> None:
+        """The kept records onto the stream (durable once `sink` returns), then their
+        windows recorded as covered, then the counters: three transactions for any number
+        of windows."""
+        if not self._windows:
+            return
+        if self._records:
+            seqs = self.sink(self._records)
+            result.last_seq = max(result.last_seq, max(seqs, default=0))
+        coverage = self.coverage()
+        for w in self._windows:
+            coverage[w.pair] = merge([*coverage.get(w.pair, []), (w.start, w.end)])
+        self.state.set(self.coverage_key, {p: [list(iv) for iv in ivs] for p, ivs in coverage.items()})
+        self._records, self._windows = [], []
+        counts, self._counts = self._counts, {}
+        try:
+            self.state.mark(COUNTER_NAMESPACE, [], counters=counts)  # every counter in one transaction
+        except Exception as exc:  # counters are best effort
+            log.error("cannot update the backfill counters: %s", exc)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._counts[name] = self._counts.get(name, 0) + n
 
     def _record(self, candle: Any, ingested_at: str) -> LandingRecord:
         base, quote = parse_pair(candle.pair)
@@ -300,12 +343,6 @@ class Backfill:
                 "ingested_at": ingested_at,
             }
         )
-
-    def _incr(self, name: str, n: int = 1) -> None:
-        try:
-            self.state.incr(name, n)
-        except Exception as exc:  # counters are best effort
-            log.error("cannot update counter %s: %s", name, exc)
 
 
 @dataclass(frozen=True)
