@@ -301,3 +301,16 @@ def test_a_minute_with_a_live_and_a_backfilled_price_counts_each_once(sim, pipel
         assert (latest.price, latest.timestamp) == (backfilled[newest], newest)
     finally:
         cat.close()
+
+
+def test_the_records_put_on_the_stream_are_valid_landing_records(sim, pipeline):
+    """They are built without a second validation: every one must read back as valid."""
+    from coinlake.contract import LandingRecord
+
+    with client_for(sim) as client:
+        backfill(pipeline, client, pairs=("XRP-USD",))
+    lines = [r.data for r in pipeline.stream.read(0, 5000)]
+    assert len(lines) == len(expected(("XRP-USD",))) > 600
+    for line in lines:
+        rec = LandingRecord.from_json(line)
+        assert rec.to_json_line() == line and rec.source == SOURCE_CANDLES and rec.crypto == "XRP"
