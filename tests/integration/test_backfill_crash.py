@@ -84,3 +84,25 @@ def test_killed_midway_then_rerun_the_lake_has_every_candle_once(data_dir: Path)
     assert {(c, t, p) for c, t, p, _ in rows} == want  # nothing missing, nothing else
     assert len(rows) == len({e for *_, e in rows}) == len(want)  # nothing twice
     assert {r.event_id for r in stream_records(data_dir)} == {e for *_, e in rows}
+
+
+# Two real `coinlake backfill` processes (interrupted, then resumed): 10-30 s on this shared machine.
+@pytest.mark.slow
+def test_ctrl_c_stops_after_the_current_request_and_a_rerun_resumes(data_dir: Path):
+    with SimulatorServer(seed=6, candle_rate=0) as sim:
+        env = {**os.environ, "NO_COLOR": "1"}
+        proc = subprocess.Popen(command(data_dir, sim.url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while sim.app.state.candle_requests < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, stderr
+        assert "interrupted:" in stderr and "run the same command again to resume" in stderr
+        asked, kept = sim.app.state.candle_requests, covered(data_dir)
+        assert kept == asked < REQUESTS  # every window fetched was kept: on the stream, recorded
+        done = subprocess.run(command(data_dir, sim.url), env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert sim.app.state.candle_requests - asked == REQUESTS - kept
+    assert len({r.event_id for r in stream_records(data_dir)}) == len(stream_records(data_dir))

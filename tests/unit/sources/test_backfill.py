@@ -314,3 +314,13 @@ def test_the_records_put_on_the_stream_are_valid_landing_records(sim, pipeline):
     for line in lines:
         rec = LandingRecord.from_json(line)
         assert rec.to_json_line() == line and rec.source == SOURCE_CANDLES and rec.crypto == "XRP"
+
+
+def test_requests_are_paced_to_the_rate_across_pairs(sim):
+    from support import Clock
+
+    clock = Clock()
+    with CandlesClient(sim.url, requests_per_second=4, sleep=clock.sleep, clock=clock) as client:
+        for pair in ("BTC-USD", "ETH-USD", "BTC-USD", "XRP-USD", "ETH-USD"):
+            client.fetch(pair, LO, LO + 10 * G, G)
+    assert clock.sleeps == [0.25] * 4  # no request sooner than 1/rate after the one before
