@@ -20,6 +20,7 @@ from coinlake.sources.simulator import SimulatorServer
 from coinlake.sources.simulator_candles import candle_rows
 from coinlake.state import StateStore
 from coinlake.storage import Storage
+from coinlake.stream.log import StreamLog
 
 from clirun import stream_records
 
@@ -99,9 +100,11 @@ def test_ctrl_c_stops_after_the_current_request_and_a_rerun_resumes(data_dir: Pa
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 130, stderr
-        assert "interrupted:" in stderr and "run the same command again to resume" in stderr
+        assert "interrupted:" in stderr and "delivered to the landing zone" in stderr
         asked, kept = sim.app.state.candle_requests, covered(data_dir)
         assert kept == asked < REQUESTS  # every window fetched was kept: on the stream, recorded
+        with StreamLog(data_dir / "stream.db") as log:  # and delivered: safe from the stream's retention
+            assert log.checkpoint("delivery") == log.last_seq() > 0
         done = subprocess.run(command(data_dir, sim.url), env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert sim.app.state.candle_requests - asked == REQUESTS - kept

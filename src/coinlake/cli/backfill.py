@@ -112,9 +112,11 @@ def _backfill(settings: Any, lo: int, hi: int, granularity: int, stop: threading
             f"{result.rows:,} rows from {result.windows} requests in {result.seconds:.1f}s"
             f" ({client.retries} retries, {result.bad_rows} bad rows dead-lettered)"
         )
-        if result.interrupted:
+        if result.interrupted:  # deliver what was fetched (quick), leave the ETL pass for later
+            landed = land(pipeline, result.last_seq, wait=0, etl=False)
+            where = "the running coinlake run delivers them" if landed.by_run else "delivered to the landing zone"
             out.say(
-                f"interrupted: {rows} are kept in the stream; run the same command again to resume",
+                f"interrupted: {rows} are kept ({where}); run the same command again to resume and load them",
                 rows=result.rows,
             )
             raise typer.Exit(130)

@@ -347,8 +347,8 @@ class Backfill:
 @dataclass
 class Landed:
     files: int
-    etl: Any  # EtlResult
-    by_run: bool  # a running `coinlake run` delivered the records
+    etl: Any  # the EtlResult of the pass made, None with `etl=False`
+    by_run: bool  # a running `coinlake run` delivers the records
 
 
 def land(
@@ -356,18 +356,23 @@ def land(
     upto_seq: int,
     *,
     wait: float,
+    etl: bool = True,
     stop: threading.Event | None = None,
     poll: float = 0.2,
     clock: Callable[[], float] = time.monotonic,
 ) -> Landed:
     """Get the stream's records up to `upto_seq` into the lake (see the module docstring).
-    `wait`: how long a running `coinlake run` may take to deliver them."""
+    `wait`: how long a running `coinlake run` may take to deliver them. `etl=False`
+    (after Ctrl-C): deliver only, so that the records are in the landing zone before the
+    stream's retention could drop them; a running run is not waited for (it delivers)."""
     from coinlake.runlock import RunLock, RunLocked
 
     lock = RunLock(pipeline.settings.data_dir, source="backfill")
     try:
         lock.acquire()
     except RunLocked as exc:
+        if not etl:
+            return Landed(0, None, True)
         log.info("%s: its delivery writes the backfilled records; waiting for it", exc)
         deadline = clock() + wait
         consumer = pipeline.delivery().consumer
@@ -387,7 +392,7 @@ def land(
                 f"delivery to {pipeline.settings.landing} failed ({delivery.last_error}); the records are safe in "
                 "the stream: rerun the command (or `coinlake run`) to deliver them"
             )
-        return Landed(len(keys), pipeline.etl_once(), False)
+        return Landed(len(keys), pipeline.etl_once() if etl else None, False)
     finally:
         lock.release()
 
