@@ -283,6 +283,7 @@ def test_a_minute_with_a_live_and_a_backfilled_price_counts_each_once(sim, pipel
     assert minute in backfilled  # the simulator traded in that minute
     live = spot("BTC", minute + dt.timedelta(seconds=0.4), "12345.67")
     pipeline.stream_sink([live])
+    land(pipeline, pipeline.stream.last_seq(), wait=5)  # the live price is in the lake (and rollups) first
     with client_for(sim) as client:
         for _ in range(2):  # a second run, and a replay of the stream, add nothing
             _, result = backfill(pipeline, client, pairs=("BTC-USD",))
@@ -296,6 +297,8 @@ def test_a_minute_with_a_live_and_a_backfilled_price_counts_each_once(sim, pipel
         in_hour = sum(1 for t in backfilled if hour <= t < hour + dt.timedelta(hours=1))
         (h,) = cat.candles("BTC", "1h", hour, hour + dt.timedelta(hours=1))
         assert h.count == in_hour + 1  # every backfilled minute once, plus the live price
+        (d,) = cat.candles("BTC", "1d", hour.replace(hour=0), hour.replace(hour=0) + dt.timedelta(days=1))
+        assert d.count == len(backfilled) + 1  # the rollup merged across three ETL passes
         (latest,) = cat.latest(["BTC"])
         newest = max(backfilled)  # later than the live price here: `latest` is the newest by time
         assert (latest.price, latest.timestamp) == (backfilled[newest], newest)
