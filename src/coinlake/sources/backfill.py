@@ -83,13 +83,13 @@ def parse_time(text: str, name: str) -> int:
             t = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
         else:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return int(t.timestamp())
+    except (ValueError, OverflowError):
         raise BackfillInputError(
             f"--{name} {text!r} is not a date or time like 2025-01-31 or 2025-01-31T12:00:00Z"
         ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp())
 
 
 def plan_range(start: str, end: str | None, granularity: int, now: float, max_candles: int) -> Interval:

@@ -94,6 +94,7 @@ def backfill(p: Pipeline, client: CandlesClient, pairs=("BTC-USD", "ETH-USD"), s
     [
         ("2025-13-01", "2025-12-02", 60, "--start '2025-13-01' is not a date"),
         ("2025-01-01", "yesterday", 60, "--end 'yesterday' is not a date"),
+        ("2025-01-01T12:00+25:00", None, 60, "--start '2025-01-01T12:00+25:00' is not a date"),
         ("2025-02-01", "2025-01-01", 60, "is not before --end"),
         ("2025-01-01", "2025-01-01", 60, "is not before --end"),
         ("2025-01-01", "2025-01-02", 120, "--granularity 120 is not one Coinbase serves"),
