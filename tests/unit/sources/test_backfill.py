@@ -328,3 +328,17 @@ def test_requests_are_paced_to_the_rate_across_pairs(sim):
         for pair in ("BTC-USD", "ETH-USD", "BTC-USD", "XRP-USD", "ETH-USD"):
             client.fetch(pair, LO, LO + 10 * G, G)
     assert clock.sleeps == [0.25] * 4  # no request sooner than 1/rate after the one before
+
+
+def test_another_granularity_adds_only_the_start_times_that_are_missing(sim, pipeline):
+    with client_for(sim) as client:
+        backfill(pipeline, client, pairs=("BTC-USD",))
+        five = Backfill(client, pipeline.stream_sink, pipeline.state, pipeline.dead_letters, label=SOURCE_CANDLES,
+                        granularity=300)  # fmt: skip
+        todo, result = five.plan(["BTC-USD"], LO, HI)
+        five.run(todo, result, threading.Event())
+    etl = land(pipeline, pipeline.stream.last_seq(), wait=5).etl
+    minutes = {t for _, t, _ in expected(("BTC-USD",))}
+    starts = {dt.datetime.fromtimestamp(int(r[0]), dt.UTC) for r in candle_rows("BTC-USD", LO, HI - 300, 300)}
+    assert result.rows == len(starts) and etl.written == len(minutes) + len(starts - minutes)
+    assert etl.duplicates == len(starts & minutes)  # one backfilled price per start time
