@@ -81,7 +81,7 @@ def _backfill(settings: Any, lo: int, hi: int, granularity: int, stop: threading
     from coinlake.contract import SOURCE_CANDLES, SOURCE_SIMULATOR_CANDLES
     from coinlake.datadir import check_source, record_source
     from coinlake.pipeline import Pipeline
-    from coinlake.sources.backfill import Backfill, BackfillFailed, land
+    from coinlake.sources.backfill import Backfill, BackfillFailed, Lander, land
     from coinlake.sources.candles import CandlesClient
 
     simulated = settings.source == "simulated"
@@ -104,7 +104,7 @@ def _backfill(settings: Any, lo: int, hi: int, granularity: int, stop: threading
                     total_candles=result.total_candles,
                     skipped_candles=result.skipped_candles,
                 )
-                with _progress(out, result) as on_progress:
+                with _progress(out, result) as on_progress, Lander(pipeline):
                     job.run(todo, result, stop, on_progress)
                 if result.rows:
                     record_source(pipeline.state, settings.source)

@@ -27,7 +27,10 @@ for a candle without trades) are simply absent: nothing is made up.
 `land` gets the records into the lake before the command ends: under the data dir's run
 lock it flushes delivery and runs one ETL pass; if a `coinlake run` holds the lock, its
 own delivery writes them, `land` waits for that, then runs one ETL pass (the ETL lock
-keeps it apart from the run's).
+keeps it apart from the run's). While the backfill fetches, a `Lander` thread does the
+same every `LAND_EVERY` seconds when the run lock is free (a pass at a time, the lock
+held only for it), so the ETL works while the fetching waits for Coinbase's rate limit
+and the last pass has little left to do.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ COUNTER_NAMESPACE = "backfill"
 #: second whatever the rate, and at most that much fetching to redo after a crash.
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 2.0
+#: Seconds between the delivery and ETL passes a `Lander` makes while the backfill fetches.
+LAND_EVERY = 30.0
 
 
 class BackfillFailed(RuntimeError):
@@ -256,6 +261,46 @@ class Backfill:
 # --------------------------------------------------------------------------- landing
 
 
+class Lander:
+    """`with Lander(pipeline):` delivery and an ETL pass every `every` seconds in a
+    background thread, each under the run lock when it is free (when a `coinlake run`
+    holds it, that run delivers and loads; the pass is skipped). A failing pass is logged
+    and retried at the next; `land` at the end says what is left."""
+
+    def __init__(self, pipeline: Any, every: float = LAND_EVERY):
+        self.pipeline = pipeline
+        self.every = every
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="coinlake-backfill-lander", daemon=True)
+
+    def __enter__(self) -> Lander:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        from coinlake.runlock import RunLock, RunLocked
+
+        while not self._stop.wait(self.every):
+            lock = RunLock(self.pipeline.settings.data_dir, source="backfill")
+            try:
+                lock.acquire()
+            except RunLocked:
+                continue
+            try:
+                self.pipeline.delivery().flush()
+                self.pipeline.etl_once()
+                self.passes += 1
+            except Exception as exc:  # the final `land` retries and reports
+                log.warning("backfill: delivery and ETL pass failed, retrying later: %s", exc)
+            finally:
+                lock.release()
+
+
 @dataclass
 class Landed:
     files: int
@@ -315,6 +360,7 @@ __all__ = [
     "BackfillInputError",
     "BackfillResult",
     "Landed",
+    "Lander",
     "Window",
     "land",
     "merge",

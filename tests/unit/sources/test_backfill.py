@@ -342,3 +342,24 @@ def test_another_granularity_adds_only_the_start_times_that_are_missing(sim, pip
     starts = {dt.datetime.fromtimestamp(int(r[0]), dt.UTC) for r in candle_rows("BTC-USD", LO, HI - 300, 300)}
     assert result.rows == len(starts) and etl.written == len(minutes) + len(starts - minutes)
     assert etl.duplicates == len(starts & minutes)  # one backfilled price per start time
+
+
+def test_the_lander_loads_while_the_backfill_fetches_and_nothing_doubles(sim, pipeline):
+    from coinlake.sources.backfill import Lander
+
+    with client_for(sim, requests_per_second=8) as client, Lander(pipeline, every=0.2) as lander:
+        _, result = backfill(pipeline, client)  # 6 requests: about 0.7 s
+    assert lander.passes >= 1
+    in_lake = len(lake_rows(pipeline))
+    final = land(pipeline, result.last_seq, wait=5).etl
+    assert in_lake > 0 and final.written == len(expected()) - in_lake  # the last pass adds only the rest
+    rows = lake_rows(pipeline)
+    assert {(c, t, p) for c, t, p, _, _ in rows} == expected() and len(rows) == len(expected())
+
+
+def test_a_run_started_during_a_backfill_pass_is_told_what_holds_the_data_dir(tmp_path):
+    from coinlake.runlock import RunLocked
+
+    with RunLock(tmp_path, source="backfill"), pytest.raises(RunLocked) as e:
+        RunLock(tmp_path, source="coinbase").acquire()
+    assert "coinlake backfill (pid" in str(e.value) and "try again in a few seconds" in str(e.value)
