@@ -347,8 +347,11 @@ def test_another_granularity_adds_only_the_start_times_that_are_missing(sim, pip
 def test_the_lander_loads_while_the_backfill_fetches_and_nothing_doubles(sim, pipeline):
     from coinlake.sources.backfill import Lander
 
-    with client_for(sim, requests_per_second=8) as client, Lander(pipeline, every=0.2) as lander:
-        _, result = backfill(pipeline, client)  # 6 requests: about 0.7 s
+    with client_for(sim, requests_per_second=4) as client, Lander(pipeline, every=0.2) as lander:
+        j = Backfill(client, pipeline.stream_sink, pipeline.state, pipeline.dead_letters, label=SOURCE_CANDLES,
+                     granularity=G, flush_seconds=0.1)  # fmt: skip
+        todo, result = j.plan(["BTC-USD", "ETH-USD"], LO, HI)
+        j.run(todo, result, threading.Event())  # 6 requests over 1.5 s, a flush after each
     assert lander.passes >= 1
     in_lake = len(lake_rows(pipeline))
     final = land(pipeline, result.last_seq, wait=5).etl
