@@ -28,6 +28,13 @@ SOURCE_SIMULATOR = "simulator"
 SOURCE_SEED_IMPORT = "seed-import"
 #: The `source` label of ticks from the Coinbase Exchange WebSocket feed (`--source coinbase-ws`).
 SOURCE_COINBASE_WS = "coinbase-ws"
+#: The `source` label of backfilled history: a Coinbase Exchange candle's close price,
+#: timestamped at the candle's start (`coinlake backfill`); from the simulator's candles,
+#: `simulator-candles`.
+SOURCE_CANDLES = "coinbase-candles"
+SOURCE_SIMULATOR_CANDLES = "simulator-candles"
+#: Sources of history rather than news: in the lake like any price, never fed to the alert rules.
+HISTORY_SOURCES = frozenset({SOURCE_CANDLES, SOURCE_SIMULATOR_CANDLES})
 #: Amounts at or above this (the cap is exclusive) are treated as absurd (a feed fault), not as prices.
 DEFAULT_MAX_AMOUNT = Decimal("1e12")
 

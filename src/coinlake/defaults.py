@@ -25,6 +25,10 @@ INTERVAL = 60.0
 BUFFER_INTERVAL = 300.0
 BUFFER_SIZE_MIB = 5.0
 ETL_INTERVAL = 60.0
+#: Coinbase Exchange's public REST API (the candles `coinlake backfill` reads live there).
+EXCHANGE_URL = "https://api.exchange.coinbase.com"
+#: Candles requests a second at most (Coinbase allows about 10 per IP).
+BACKFILL_REQUESTS_PER_SECOND = 8.0
 API_HOST = "127.0.0.1"
 API_PORT = 8000
 
@@ -42,4 +46,6 @@ SHOWN: dict[str, object] = {
     "api.host": API_HOST,
     "api.port": API_PORT,
     "ticks.url": COINBASE_WS_URL,
+    "backfill.exchange_url": EXCHANGE_URL,
+    "backfill.requests_per_second": BACKFILL_REQUESTS_PER_SECOND,
 }

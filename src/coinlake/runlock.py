@@ -85,6 +85,8 @@ def _holder_line(info_path: Path, data_dir: Path) -> str:
         since = dt.datetime.fromtimestamp(info["started_at"], dt.UTC)
         who.append(f"since {since:%Y-%m-%d %H:%M:%S} UTC")
     detail = f" ({', '.join(who)})" if who else ""
+    if info.get("source") == "backfill":  # `coinlake backfill` holds it for one delivery and ETL pass
+        return f"coinlake backfill{detail} is loading into {data_dir} for a moment; try again in a few seconds"
     return f"another coinlake run{detail} is using {data_dir}"
 
 

@@ -28,6 +28,7 @@ from coinlake.alerts.config import AlertSettings
 from coinlake.contract import DEFAULT_LATENESS_HOURS, DEFAULT_MAX_AMOUNT, parse_pair
 from coinlake.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETENTION_DAYS
 from coinlake.plans import ApiSettings
+from coinlake.sources.backfill_config import BackfillSettings
 from coinlake.sources.plausibility import DEFAULT_MAX_JUMP_PCT, DEFAULT_WINDOW_SECONDS, PlausibilityRule
 
 DEFAULT_CONFIG_FILE = "coinlake.toml"
@@ -217,6 +218,9 @@ class Settings(BaseSettings):
     ticks: TickSettings = Field(default_factory=TickSettings, description="The WebSocket ticks source.")
     plausibility: PlausibilitySettings = Field(
         default_factory=PlausibilitySettings, description="Implausible prices: jump threshold, window, per-asset caps."
+    )
+    backfill: BackfillSettings = Field(
+        default_factory=BackfillSettings, description="History from Coinbase candles: Exchange URL, request rate."
     )
 
     @field_validator("symbols", mode="before")

@@ -20,6 +20,7 @@ from coinlake.alerts.config import AlertRule
 from coinlake.alerts.kinds import FILE_LANDED, THRESHOLD_CROSSED, Kind
 from coinlake.alerts.rules import Crossing, Observation
 from coinlake.contract import (
+    HISTORY_SOURCES,
     ContractError,
     LandingRecord,
     decimal_text,
@@ -119,7 +120,8 @@ class LandingSummary:
     bad_lines: int
 
     def observations(self) -> list[Observation]:
-        return [observation(r) for r in self.records]
+        """The records the rules see: live prices, not backfilled history (`HISTORY_SOURCES`)."""
+        return [observation(r) for r in self.records if r.source not in HISTORY_SOURCES]
 
 
 def observation(rec: LandingRecord) -> Observation:

@@ -4,9 +4,11 @@
 
 1. reads the records after its checkpoint, evaluates the matching rules on them
    (`RuleEngine`: notifications into the durable outbox, then the rule states saved),
-   then commits the checkpoint. A crash anywhere replays the batch: observations the
-   saved states have seen are ignored, and notifications made again have the same ids,
-   which the outbox already holds: nothing lost, nothing doubled;
+   then commits the checkpoint. Records of backfilled history (`HISTORY_SOURCES`) are
+   read but never evaluated: a crossing last year is not news. A crash anywhere replays
+   the batch: observations the saved states have seen are ignored, and notifications
+   made again have the same ids, which the outbox already holds: nothing lost, nothing
+   doubled;
 2. every `landing_scan_seconds`, lists the landing zone; for each key not yet in the
    state's marks (`alerts.landed`) it evaluates the rules on the file's records (new
    only if they did not come through the local stream), enqueues a `file_landed`
@@ -35,7 +37,7 @@ from coinlake.alerts.engine import RuleEngine
 from coinlake.alerts.events import Notification, file_landed_notification, observation, read_landing
 from coinlake.alerts.rules import Observation
 from coinlake.alerts.store import RuleStore, StateRuleStore
-from coinlake.contract import ContractError, LandingRecord
+from coinlake.contract import HISTORY_SOURCES, ContractError, LandingRecord
 from coinlake.state import StateStore
 from coinlake.storage import Storage
 from coinlake.stream.log import StreamLog
@@ -89,7 +91,9 @@ class AlertWorker:
             observations: list[Observation] = []
             for rec in records:
                 try:
-                    observations.append(observation(LandingRecord.from_json(rec.data)))
+                    landed = LandingRecord.from_json(rec.data)
+                    if landed.source not in HISTORY_SOURCES:  # backfilled history is no news
+                        observations.append(observation(landed))
                 except (ContractError, ArithmeticError) as exc:
                     result.bad_records += 1
                     log.debug("alerts: skipping stream record %d: %s", rec.seq, exc)

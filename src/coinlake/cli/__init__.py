@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from coinlake import __version__
-from coinlake.cli import alerts, etl, import_seed, query, run, serve, status, ticks
+from coinlake.cli import alerts, backfill, etl, import_seed, query, run, serve, status, ticks
 from coinlake.cli.keys import keys_app
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.command("simulator")(serve.simulator)
 app.command("serve")(serve.serve)
 app.command("etl")(etl.etl)
 app.command("import-seed")(import_seed.import_seed)
+app.command("backfill")(backfill.backfill)
 app.command("query")(query.query)
 app.command("status")(status.status)
 app.command("ticks-to-kinesis")(ticks.ticks_to_kinesis)

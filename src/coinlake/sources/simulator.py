@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from coinlake.serving import BackgroundServer
+from coinlake.sources import simulator_candles
 from coinlake.sources.simulator_ws import FeedPlan, Trades, feed_route
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,11 @@ def create_app(
     faults: FaultPlan | None = None,
     clock: Callable[[], float] = time.monotonic,
     feed: FeedPlan | None = None,
+    candle_rate: float = simulator_candles.DEFAULT_RATE,
 ) -> Starlette:
-    """The simulator as an ASGI app. `app.state.faults` and `app.state.feed` may be replaced while it runs."""
+    """The simulator as an ASGI app. `app.state.faults` and `app.state.feed` may be replaced
+    while it runs. It serves the Exchange candles too (`simulator_candles`, at most
+    `candle_rate` requests a second, 0: no limit; `app.state.candle_faults`)."""
     market = Market(seed, clock)
     bad_amounts = itertools.cycle(BAD_AMOUNTS)
     dropped = itertools.cycle(_DROPPED_FIELDS)
@@ -258,9 +262,15 @@ def create_app(
         return JSONResponse(_errors("not_found", "Not found"), 404)
 
     app = Starlette(
-        routes=[Route("/v2/prices/{pair}/spot", spot), Route("/health", health), feed_route("/")],
+        routes=[
+            Route("/v2/prices/{pair}/spot", spot),
+            Route("/health", health),
+            *simulator_candles.candle_routes(Market.knows),
+            feed_route("/"),
+        ],
         exception_handlers={404: not_found},
     )
+    simulator_candles.mount_state(app, rate=candle_rate)
     app.state.faults = faults
     app.state.market = market
     app.state.requests = 0
@@ -321,8 +331,9 @@ class SimulatorServer(BackgroundServer):
         seed: int | None = None,
         faults: FaultPlan | None = None,
         feed: FeedPlan | None = None,
+        candle_rate: float = simulator_candles.DEFAULT_RATE,
     ):
-        super().__init__(create_app(seed=seed, faults=faults, feed=feed), host, port)
+        super().__init__(create_app(seed=seed, faults=faults, feed=feed, candle_rate=candle_rate), host, port)
 
     @property
     def ws_url(self) -> str:

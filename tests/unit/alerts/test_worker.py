@@ -319,3 +319,20 @@ def test_run_makes_a_last_pass_with_a_landing_scan_when_stopped(local, make_reco
     stop.set()
     thread.join(5)
     assert [n.data["key"] for n in env.channels["log"].sent] == ["2026/11/24/04/last.json"]
+
+
+def test_backfilled_history_never_fires_an_alert(local, make_record):
+    """`coinlake backfill` puts last year's candle closes on the same stream: a crossing in
+    them is history, not news. Live prices after them still fire as usual."""
+    from coinlake.contract import SOURCE_CANDLES
+
+    from support import spot
+
+    env = local(AlertSettings(rules=[BTC_100], notify_file_landed=False, landing_scan_seconds=0))
+    past = [spot("BTC", T0 - dt.timedelta(days=300, minutes=-m), p, source=SOURCE_CANDLES)
+            for m, p in enumerate(["90", "101", "95", "120"])]  # fmt: skip
+    env.put(past)
+    env.landing.write_atomic("2026/11/24/04/backfill-1", b"".join(r.to_json_line() for r in past))
+    assert env.worker.poll_once().notifications == 0 and env.channels["log"].sent == []
+    env.put([make_record(90, 0), make_record(101, 1)])
+    assert env.worker.poll_once().notifications == 1
