@@ -13,7 +13,7 @@ import typer
 
 from coinlake.cli import logs
 from coinlake.cli.common import Config, DataDir, default_of, fail, one_line_errors, settings_or_exit
-from coinlake.settings import Source
+from coinlake.defaults import Source
 
 #: Seconds between progress lines when the output is not a terminal (plain or json logs).
 PLAIN_PROGRESS_EVERY = 10.0
