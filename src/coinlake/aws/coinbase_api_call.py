@@ -11,6 +11,8 @@ Environment:
   `{"api_key": "…", "api_secret": "…"}`, which signs the requests;
 - `COINLAKE_DEAD_LETTER_URI` (optional): where rejected answers are kept (`s3://…`); they
   are always logged as structured JSON and counted;
+- `COINLAKE_LATEST_TABLE` (optional): the DynamoDB table of latest prices (`aws.latest_table`):
+  the plausibility state between polls, and what the API's `/v1/prices/latest` reads;
 - every `COINLAKE_*` setting (`COINLAKE_SYMBOLS`, `COINLAKE_COINBASE_URL`, `COINLAKE_MAX_RETRIES`…).
 
 Returns the poll's summary; raises `StreamUnavailable` when the records could not be put
@@ -25,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
+from coinlake.aws.latest_table import TABLE_ENV, LatestTable
 from coinlake.aws.producer import StreamUnavailable, coinbase_secret, load_settings, poll_to_stream, schedule_slot
 from coinlake.aws.runtime import DEAD_LETTER_ENV, deadline
 
@@ -35,6 +38,19 @@ logger = Logger(service="coinlake-producer")
 STREAM_ENV = "COINLAKE_KINESIS_STREAM_NAME"
 #: Seconds kept back from the invocation's timeout to report.
 MARGIN_SECONDS = 3.0
+
+_tables: dict[str, LatestTable] = {}  # one per container: its boto3 client is reused
+
+
+def latest_table() -> LatestTable | None:
+    """The table named by `COINLAKE_LATEST_TABLE`, or None if unset."""
+    name = os.environ.get(TABLE_ENV)
+    if not name:
+        return None
+    if name not in _tables:
+        _tables.clear()
+        _tables[name] = LatestTable(name)
+    return _tables[name]
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -47,5 +63,11 @@ def handler(event: EventBridgeEvent, context: Any) -> dict[str, Any]:
     slot = schedule_slot(event.raw_event, settings.interval)
     with deadline(context, MARGIN_SECONDS) as stop:
         return poll_to_stream(
-            settings, stream, slot, stop, logger=logger, dead_letter_uri=os.environ.get(DEAD_LETTER_ENV)
+            settings,
+            stream,
+            slot,
+            stop,
+            logger=logger,
+            dead_letter_uri=os.environ.get(DEAD_LETTER_ENV),
+            latest_table=latest_table(),
         )
