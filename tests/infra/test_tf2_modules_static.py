@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.tf import checkov_executable
+from infra.tf import checkov_executable, checkov_modules
 from support import REPO
 
 MODULES = REPO / "infra" / "terraform" / "modules"
@@ -82,17 +82,7 @@ def test_every_checkov_skip_gives_a_reason(name):
 def test_checkov_finds_no_failed_check(name):
     if not CHECKOV.exists():
         pytest.skip(f"checkov is not installed at {CHECKOV}")
-    proc = subprocess.run(
-        [str(CHECKOV), "-d", str(MODULES / name), "--framework", "terraform", "--quiet", "--compact",
-         "--skip-download", "-o", "json"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    report = json.loads(proc.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']} ({c['file_path']})"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
+    result = checkov_modules()[name]  # one checkov run over every module, shared by the tests
+    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in result["failed_checks"]]
     assert failed == [], "checkov failed checks:\n" + "\n".join(failed)
-    assert sum(r["summary"]["parsing_errors"] for r in reports) == 0
+    assert result["parsing_errors"] == []

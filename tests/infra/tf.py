@@ -12,13 +12,15 @@ Import as `from infra.tf import ...` (`tests/` is on pytest's pythonpath).
   `terraform destroy` still runs so the shared moto server is left clean.
 - `moto_server()`: a context manager starting a private `moto_server` on a free port
   (the session fixture `moto_server` in `tests/conftest.py` is shared by all tests).
-- `checkov_executable()`, `run_checkov(directory)`: checkov if installed, and its JSON summary.
+- `checkov_executable()`, `run_checkov(directory)`: checkov if installed, and its JSON summary;
+  `checkov_modules()`: one scan of every module, summarised per module (cached).
 - `TERRAFORM_MARKS`, `requires_terraform`: skip a module or a test without terraform or the provider mirror.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -173,6 +175,34 @@ def checkov_executable() -> str | None:
 def run_checkov(directory: Path, *, timeout: float = 300) -> dict[str, Any]:
     """checkov's terraform scan of `directory`: {"passed", "failed", "skipped": counts,
     "failures": ["CKV_x resource", ...], "skips": {(check_id, resource): reason}}."""
+    return _summary(_checkov_results(directory, timeout))
+
+
+@functools.cache
+def checkov_modules() -> dict[str, dict[str, Any]]:
+    """One checkov scan of every module under `MODULES` (checkov starts slowly: one run, not one
+    per module), as `run_checkov`'s summary per module name, plus "parsing_errors" (files)."""
+    results = _checkov_results(MODULES, 600)
+    names = sorted(p.name for p in MODULES.iterdir() if p.is_dir())
+    out = {}
+    for name in names:
+        mine = {
+            kind: [c for c in results.get(kind, []) if _module_of(c["file_path"]) == name]
+            for kind in ("passed_checks", "failed_checks", "skipped_checks")
+        }
+        summary = _summary(mine)
+        summary["failed_checks"] = mine["failed_checks"]
+        summary["parsing_errors"] = [f for f in results.get("parsing_errors", []) if _module_of(f) == name]
+        out[name] = summary
+    return out
+
+
+def _module_of(file_path: str) -> str:
+    """`/source/main.tf` (checkov's path under the scanned folder) -> `source`."""
+    return file_path.strip("/").split("/", 1)[0]
+
+
+def _checkov_results(directory: Path, timeout: float) -> dict[str, Any]:
     exe = checkov_executable()
     assert exe is not None, "no checkov"
     proc = subprocess.run(
@@ -184,9 +214,10 @@ def run_checkov(directory: Path, *, timeout: float = 300) -> dict[str, Any]:
     report = json.loads(proc.stdout)
     if isinstance(report, list):  # one entry per framework
         report = next(r for r in report if r.get("check_type") == "terraform")
-    if "results" not in report:  # nothing to scan: checkov prints a bare summary
-        return {"passed": 0, "failed": 0, "skipped": 0, "failures": [], "skips": {}}
-    results = report["results"]
+    return report.get("results", {})  # nothing to scan: checkov prints a bare summary
+
+
+def _summary(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "passed": len(results.get("passed_checks", [])),
         "failed": len(results.get("failed_checks", [])),
