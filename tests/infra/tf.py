@@ -10,6 +10,7 @@ Import as `from infra.tf import ...` (`tests/` is on pytest's pythonpath).
   without writing `.terraform/` or a lock file into the repository.
 - `destroy_on_failure(tf)`: a context manager for the body of an apply test: if it raises,
   `terraform destroy` still runs so the shared moto server is left clean.
+- `validate_modules()`: `terraform validate` of every module in one run, diagnostics per module.
 - `moto_server()`: a context manager starting a private `moto_server` on a free port
   (the session fixture `moto_server` in `tests/conftest.py` is shared by all tests).
 - `checkov_executable()`, `run_checkov(directory)`: checkov if installed, and its JSON summary;
@@ -23,6 +24,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +161,55 @@ def moto_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@functools.cache
+def validate_modules() -> dict[str, dict[str, Any]]:
+    """`terraform validate` of every module under `MODULES` at once (each validate loads the AWS
+    provider's schema, the slow part: once, not once per module): a root module in a temporary
+    folder calls each module, every variable it requires given from a root variable (unknown
+    while validating, as in a module validated alone). Returns, per module name,
+    {"errors": [...], "warnings": [...]} (one-line diagnostics in its files), and under "" the
+    diagnostics of no module (the generated root's: a bug here, not in a module)."""
+    import tempfile
+
+    names = sorted(p.name for p in MODULES.iterdir() if p.is_dir() and any(p.glob("*.tf")))
+    with tempfile.TemporaryDirectory(prefix="validate-modules-") as tmp:
+        root = Path(tmp)
+        blocks = []
+        for name in names:
+            required = _required_variables(MODULES / name)
+            blocks += [f'variable "{name}__{v}" {{}}' for v in required]
+            args = "".join(f"\n  {v} = var.{name}__{v}" for v in required)
+            blocks.append(f'module "{name}" {{\n  source = "{MODULES / name}"{args}\n}}')
+        (root / "main.tf").write_text("\n\n".join(blocks) + "\n")
+        tf = Terraform(root)
+        tf.init()
+        result = json.loads(tf.run("validate", "-json", ok=(0, 1)).stdout)
+    out: dict[str, dict[str, Any]] = {name: {"errors": [], "warnings": []} for name in [*names, ""]}
+    for diag in result.get("diagnostics", []):
+        filename = diag.get("range", {}).get("filename", "")
+        owner = _module_named(filename, names)
+        line = f"{filename}:{diag.get('range', {}).get('start', {}).get('line', '?')}: {diag['summary']}: "
+        out[owner]["errors" if diag["severity"] == "error" else "warnings"].append(line + diag.get("detail", ""))
+    return out
+
+
+def _module_named(filename: str, names: list[str]) -> str:
+    """The module a diagnostic's file belongs to (terraform copies a module given by an absolute
+    path to `.terraform/modules/<call name>/`), or "" for none."""
+    parts = Path(filename).parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 2] == (".terraform", "modules") and parts[i + 2] in names:
+            return parts[i + 2]
+    return next((n for n in names if Path(filename).resolve().is_relative_to(MODULES / n)), "")
+
+
+def _required_variables(module: Path) -> list[str]:
+    """The variables of a module that have no default."""
+    text = "\n".join(p.read_text() for p in sorted(module.glob("*.tf")))
+    blocks = re.findall(r'^variable "([A-Za-z0-9_]+)" \{(.*?)^\}', text, re.S | re.M)
+    return [name for name, body in blocks if not re.search(r"^\s*default\s*=", body, re.M)]
 
 
 def checkov_executable() -> str | None:
