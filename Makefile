@@ -72,6 +72,7 @@ bench: $(VENV)/.dev  ## run the benchmarks (prints figures, writes benchmarks/re
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py
+	$(BIN)/python benchmarks/latest_aws.py
 
 package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton), and the wheel Glue installs
 	$(BIN)/python scripts/package.py --arch $(ARCH)
