@@ -168,18 +168,36 @@ def test_a_failing_table_never_fails_the_poll(producer_env, lambda_context, load
 # ---------------------------------------------------------------------------- plausibility across invocations
 
 
+def emf_metrics(output: str) -> dict[str, float]:
+    """The metrics of the embedded-metric-format lines Powertools printed (name -> value)."""
+    out = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            for directive in doc["_aws"]["CloudWatchMetrics"]:
+                assert directive["Namespace"] == "coinlake"
+                for m in directive["Metrics"]:  # a value or a list of values
+                    value = doc[m["Name"]]
+                    out[m["Name"]] = sum(value) if isinstance(value, list) else value
+    return out
+
+
 def test_a_jump_is_held_across_invocations_and_rejected_when_the_next_poll_does_not_confirm_it(
-    producer_env, table, simulator, lambda_context, load_event, s3_bucket, monkeypatch
+    producer_env, table, simulator, lambda_context, load_event, s3_bucket, monkeypatch, capsys
 ):
     monkeypatch.setenv("COINLAKE_DEAD_LETTER_URI", f"s3://{s3_bucket}/dead-letter")
     first = poll(load_event, lambda_context, SLOT)
     assert first["records"] == 3
     accepted = items(table)
+    capsys.readouterr()
 
     simulator.faults = FaultPlan(script=["spike"] * 3)  # every pair answers x10 once
     second = poll(load_event, lambda_context, SLOT + MINUTE)
     assert second["records"] == 0 and sorted(h["pair"] for h in second["held"]) == PAIRS
     assert second["counters"]["source.held"] == 3
+    # a metric on AWS as the counter is locally (CloudWatch's embedded metric format, in the log)
+    second_metrics = emf_metrics(capsys.readouterr().out)
+    assert (second_metrics["Held"], second_metrics["Records"], second_metrics["Implausible"]) == (3, 0, 0)
     assert len(read_stream(producer_env)) == 3  # nothing of the spike reached the stream
     held = items(table)
     for pair in PAIRS:  # the latest price is still the accepted one; the suspect waits beside it
@@ -194,6 +212,8 @@ def test_a_jump_is_held_across_invocations_and_rejected_when_the_next_poll_does_
     assert sorted(r["pair"] for r in third["rejected"]) == PAIRS
     assert {r["reason"] for r in third["rejected"]} == {"implausible_jump"}
     assert third["counters"]["source.implausible"] == 3 and len(third["dead_letters"]) == 3
+    third_metrics = emf_metrics(capsys.readouterr().out)
+    assert (third_metrics["Implausible"], third_metrics["Records"], third_metrics["Held"]) == (3, 3, 0)
     on_stream = read_stream(producer_env)
     assert [r.event_id for r in on_stream[3:]] == [event_id_for("coinbase", p, SLOT + 2 * MINUTE) for p in PAIRS]
     after = items(table)

@@ -15,6 +15,10 @@ Environment:
   the plausibility state between polls, and what the API's `/v1/prices/latest` reads;
 - every `COINLAKE_*` setting (`COINLAKE_SYMBOLS`, `COINLAKE_COINBASE_URL`, `COINLAKE_MAX_RETRIES`…).
 
+Each poll also emits CloudWatch metrics in the embedded metric format (namespace `coinlake`,
+`METRICS`: records, held and implausible prices, rejected answers, table errors), so a held
+jump is a metric on AWS as its counter is locally.
+
 Returns the poll's summary; raises `StreamUnavailable` when the records could not be put
 on the stream in time (Lambda then retries the event).
 """
@@ -24,7 +28,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
 from coinlake.aws.latest_table import TABLE_ENV, LatestTable
@@ -34,6 +39,17 @@ from coinlake.aws.runtime import DEAD_LETTER_ENV, deadline
 __all__ = ["StreamUnavailable", "coinbase_secret", "handler", "load_settings", "schedule_slot"]
 
 logger = Logger(service="coinlake-producer")
+#: CloudWatch metrics of each poll, as embedded-metric-format log lines (no API call, no grant).
+metrics = Metrics(service="coinlake-producer", namespace="coinlake")
+#: Counter of the poll's summary -> metric name (what the local shape counts in its state DB).
+METRICS = {
+    "source.records": "Records",
+    "source.held": "Held",
+    "source.implausible": "Implausible",
+    "source.rejected": "Rejected",
+    "latest_table.failed": "LatestTableWriteErrors",
+    "latest_table.load_errors": "LatestTableReadErrors",
+}
 
 STREAM_ENV = "COINLAKE_KINESIS_STREAM_NAME"
 #: Seconds kept back from the invocation's timeout to report.
@@ -54,6 +70,7 @@ def latest_table() -> LatestTable | None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: Any) -> dict[str, Any]:
     stream = os.environ.get(STREAM_ENV)
@@ -62,7 +79,7 @@ def handler(event: EventBridgeEvent, context: Any) -> dict[str, Any]:
     settings = load_settings()
     slot = schedule_slot(event.raw_event, settings.interval)
     with deadline(context, MARGIN_SECONDS) as stop:
-        return poll_to_stream(
+        summary = poll_to_stream(
             settings,
             stream,
             slot,
@@ -71,3 +88,6 @@ def handler(event: EventBridgeEvent, context: Any) -> dict[str, Any]:
             dead_letter_uri=os.environ.get(DEAD_LETTER_ENV),
             latest_table=latest_table(),
         )
+    for counter, name in METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=summary["counters"].get(counter, 0))
+    return summary
