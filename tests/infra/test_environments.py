@@ -416,7 +416,7 @@ def _check_latest_prices_through_the_api(out, monkeypatch, stream_data: list[byt
 
     producer_env = _lambda_environment(out["lambda_function_names"]["coinbase_api_call"])
     api_env = _lambda_environment(out["lambda_function_names"]["query_athena"])
-    assert api_env["COINLAKE_LATEST_TABLE"] == producer_env["COINLAKE_LATEST_TABLE"]
+    assert api_env["COINLAKE_LATEST_TABLE"] == producer_env["COINLAKE_LATEST_TABLE"] == out["latest_prices_table_name"]
     _use_environment(monkeypatch, api_env)
     query_athena.reset()
     event = json.loads((EVENTS / "apigw_prices_latest.json").read_text())
