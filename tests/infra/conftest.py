@@ -62,8 +62,7 @@ def dev_stack(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     (tf.workdir / "zz-test.auto.tfvars.json").write_text(json.dumps(settings))
 
     with _aws(tf):
-        tf.init_local_state()
-        tf.run("validate")
+        tf.init_local_state()  # (`validate` of the configuration: test_environments.py)
         try:
             tf.run("apply", "-auto-approve", "-parallelism=20")
             outputs = json.loads(tf.run("output", "-json").stdout)
