@@ -82,6 +82,7 @@ bench: $(VENV)/.bench  ## run the benchmarks (prints figures, writes benchmarks/
 	$(BIN)/python benchmarks/freshness.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/backfill.py
+	$(BIN)/python benchmarks/latest_aws.py
 	$(BIN)/python benchmarks/soak.py  # 30 minutes
 
 package: $(BIN)/coinlake  ## one reproducible Lambda zip per handler into build/ (ARCH=arm64 for Graviton), and the wheel Glue installs

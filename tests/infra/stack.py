@@ -12,6 +12,7 @@ modules in place); `COINLAKE_TF_PLUGIN_DIR` at another provider mirror.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -173,3 +174,97 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+################################################################################
+# The one whole-stack apply every apply check runs against (fixture `dev_stack`)
+################################################################################
+
+#: What the applied dev stack is given on top of dev's terraform.tfvars (an *.auto.tfvars.json
+#: file wins over it). Values no environment check depends on are the modules' defaults, so
+#: the module checks read as they did when each module had its own apply.
+STACK_SETTINGS: dict = {
+    "region": "us-east-1",
+    "endpoint": "ops@example.com",
+    "alert_emails": ["oncall@example.org"],
+    "btc_threshold": 123456.5,  # a fraction: the rule's name and value keep it
+    "symbols": ["BTC-USD", "ETH-USD", "SOL-USD"],
+    "glue_projection_years": [2025, 2030],
+    "force_destroy": True,
+    "deletion_protection": False,
+    "stage_name": "dev",
+    "deny_insecure_transport": False,  # moto ignores policy conditions: the TLS-only deny would refuse all
+    "lambda_log_format": None,  # moto does not store a Lambda's logging_config (every plan would show it)
+    "use_coinbase_secret": True,
+    "log_retention_days": 14,
+    "landing_expiration_days": 30,
+    "athena_results_expiration_days": 7,
+    "logs_expiration_days": 90,
+    "noncurrent_version_expiration_days": 30,
+    "firehose_buffering_interval": 120,
+    "firehose_buffering_size": 8,
+    "rate_limit": 5,
+    "burst_limit": 10,
+    "quota_limit": 1000,
+    "quota_period": "DAY",
+    "extra_usage_plans": {
+        "pro": {"rate_limit": 50, "burst_limit": 100, "quota_limit": 100000, "quota_period": "MONTH"},
+    },
+    "api_keys": {"alice": "standard", "bob": "pro", "carol": "pro"},
+}
+#: The value the stack's Coinbase secret is given (a real one is never needed: prices are public).
+SOURCE_SECRET = {"api_key": "organizations/x/apiKeys/y", "api_secret": "not-a-real-secret"}
+#: Inputs the environments leave at their defaults, set for the tests in an override file: the
+#: secret gets a value and is deleted at once on destroy; an extra setting reaches the function.
+STACK_OVERRIDES = """module "source" {
+  secret_string               = jsonencode(SECRET)
+  secret_recovery_window_days = 0
+  environment_variables       = { COINLAKE_MAX_RETRIES = "2" }
+}
+""".replace("SECRET", "{ " + ", ".join(f'{k} = "{v}"' for k, v in SOURCE_SECRET.items()) + " }")
+#: The stack's outputs gain every module's outputs (a test-only file beside the configuration).
+MODULE_OUTPUTS = """output "test_modules" {
+  value = {
+    storage = module.storage, stream = module.stream, delivery = module.delivery, source = module.source,
+    etl = module.etl, query = module.query, api = module.api, alerts = module.alerts, monitoring = module.monitoring
+  }
+  sensitive = true
+}
+"""
+
+
+@dataclass
+class DevStack:
+    """The dev configuration applied once on the session's moto server.
+
+    `out`: the configuration's outputs; `modules`: each module's outputs by module name;
+    `settings`: what was given on top of dev's tfvars (`STACK_SETTINGS` and the name prefix);
+    `account`: the account id ARNs carry."""
+
+    tf: Terraform
+    out: dict
+    modules: dict
+    settings: dict
+    account: str
+    build_dir: Path
+
+    @property
+    def name_prefix(self) -> str:
+        return self.settings["name_prefix"]
+
+    def tfvar(self, name: str) -> object:
+        """An input's value as applied: the test's setting, else dev's terraform.tfvars
+        (scalars: a quoted string or a number)."""
+        if name in self.settings:
+            return self.settings[name]
+        text = (config_dir("dev") / "terraform.tfvars").read_text()
+        match = re.search(rf"^{name}\s*=\s*(\S.*?)\s*$", text, re.MULTILINE)
+        assert match, f"{name} is neither a test setting nor in dev's terraform.tfvars"
+        value = match.group(1)
+        return value.strip('"') if value.startswith('"') else json.loads(value)
+
+    def usage_plans(self) -> dict:
+        """Every usage plan of the stack (name -> limits), `standard` included."""
+        s = self.settings
+        standard = {k: s[k] for k in ("rate_limit", "burst_limit", "quota_limit", "quota_period")}
+        return {"standard": standard, **s["extra_usage_plans"]}

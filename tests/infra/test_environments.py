@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -33,13 +34,13 @@ from infra.stack import (
     ENVIRONMENTS,
     FUNCTIONS,
     PLUGIN_DIR,
+    STACK_SETTINGS,
     TERRAFORM_DIR,
     LambdaContext,
     Terraform,
     config_dir,
     copy_tree,
     module_sources,
-    placeholder_build,
     require_terraform,
 )
 from support import REPO, spot
@@ -344,8 +345,8 @@ def test_dev_initialises_with_its_s3_backend_on_the_bootstrap_bucket(state_bucke
 # Slow: the whole dev stack on moto, used by the library
 ################################################################################
 
-BTC_THRESHOLD = 100000
-PAIRS = ["BTC-USD", "ETH-USD", "XRP-USD"]
+BTC_THRESHOLD = STACK_SETTINGS["btc_threshold"]
+PAIRS = sorted(STACK_SETTINGS["symbols"])
 
 
 def _read_stream(name: str) -> list[bytes]:
@@ -402,10 +403,36 @@ def _check_producer_puts_on_the_stream(out, monkeypatch) -> list[bytes]:
         event = json.loads((EVENTS / "eventbridge_schedule.json").read_text())
         summary = coinbase_api_call.handler(event, LambdaContext())
     assert summary["rejected"] == [] and summary["unavailable"] == []
-    data = _read_stream(out["kinesis_stream_name"])
+    ids = set(summary["event_ids"])  # other checks put records on the same stream
+    data = [d for d in _read_stream(out["kinesis_stream_name"]) if LandingRecord.from_json(d).event_id in ids]
     records = [LandingRecord.from_json(d) for d in data]
     assert sorted(f"{r.crypto}-{r.currency}" for r in records) == PAIRS
     return data
+
+
+def _check_latest_prices_through_the_api(out, monkeypatch, stream_data: list[bytes]) -> None:
+    """The producer kept the latest price per pair in the Terraform-made table, and the API
+    handler, with its Lambda's environment, answers /v1/prices/latest from it (no Athena)."""
+    from coinlake.aws import query_athena
+    from coinlake.contract import LandingRecord
+
+    producer_env = _lambda_environment(out["lambda_function_names"]["coinbase_api_call"])
+    api_env = _lambda_environment(out["lambda_function_names"]["query_athena"])
+    assert api_env["COINLAKE_LATEST_TABLE"] == producer_env["COINLAKE_LATEST_TABLE"] == out["latest_prices_table_name"]
+    _use_environment(monkeypatch, api_env)
+    query_athena.reset()
+    event = json.loads((EVENTS / "apigw_prices_latest.json").read_text())
+    event["queryStringParameters"], event["multiValueQueryStringParameters"] = None, None
+    try:
+        resp = query_athena.handler(event, LambdaContext())
+    finally:
+        query_athena.reset()
+    assert resp["statusCode"] == 200, resp["body"]
+    sent = {(r.crypto, r.currency): r for r in (LandingRecord.from_json(d) for d in stream_data)}
+    got = json.loads(resp["body"])["data"]
+    assert [(d["crypto"], d["currency"], d["source"]) for d in got] == [(*k, "stream") for k in sorted(sent)]
+    for d in got:
+        assert Decimal(d["price"]) == Decimal(sent[(d["crypto"], d["currency"])].amount)
 
 
 def _check_alerts_publish_to_the_topic(out, monkeypatch, tmp_path, stream_data: list[bytes]) -> None:
@@ -474,7 +501,7 @@ def _check_catalog_and_athena(out) -> None:
         location = table["StorageDescriptor"]["Location"]
         assert location.startswith(f"s3://{out[f'{bucket}_bucket_name']}/"), location
         root = location.removesuffix(lake.ROLLUP_DIR + "/") if kind == lake.ROLLUP else location
-        expected = lake.glue_table(kind, root, cryptos, name=name)
+        expected = lake.glue_table(kind, root, cryptos, name=name, years=tuple(STACK_SETTINGS["glue_projection_years"]))
         assert _plain(table["PartitionKeys"]) == expected["PartitionKeys"]
         assert _plain(table["StorageDescriptor"]["Columns"]) == expected["StorageDescriptor"]["Columns"]
         assert table["Parameters"] == expected["Parameters"]
@@ -487,19 +514,23 @@ def _check_catalog_and_athena(out) -> None:
     engine.wait(qid)
 
 
-def _check_api(out, settings: dict[str, Any]) -> None:
+def _check_api(out, stack) -> None:
+    settings = stack.settings
     apigw = boto3.client("apigateway")
     api = apigw.get_rest_api(restApiId=out["rest_api_id"])
     assert api["name"].startswith(out["name_prefix"])  # monitoring's alarms are keyed by this name (ApiName)
     assert apigw.get_stage(restApiId=out["rest_api_id"], stageName=settings["stage_name"])
     assert out["rest_api_id"] in out["api_invoke_url"]
     assert out["api_invoke_url"].rstrip("/").endswith(f"/{settings['stage_name']}")
-    assert set(out["usage_plan_ids"]) == {"standard"} and set(out["api_key_ids"]) == set(settings["api_keys"])
+    assert set(out["usage_plan_ids"]) == set(stack.usage_plans())
+    assert set(out["api_key_ids"]) == set(settings["api_keys"])
     plan = apigw.get_usage_plan(usagePlanId=out["usage_plan_ids"]["standard"])
     assert plan["throttle"] == {"rateLimit": settings["rate_limit"], "burstLimit": settings["burst_limit"]}
     assert (plan["quota"]["limit"], plan["quota"]["period"]) == (settings["quota_limit"], settings["quota_period"])
     assert {s["apiId"] for s in plan["apiStages"]} == {out["rest_api_id"]}
-    plan_keys = {k["id"] for k in apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
+    plan_keys = {
+        k["id"] for p in out["usage_plan_ids"].values() for k in apigw.get_usage_plan_keys(usagePlanId=p)["items"]
+    }
     for key_id in out["api_key_ids"].values():
         key = apigw.get_api_key(apiKey=key_id, includeValue=True)
         assert key["enabled"] and len(key["value"]) >= 20
@@ -519,69 +550,40 @@ def _check_storage_and_stream(out) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_the_whole_dev_stack_applies_on_moto_the_library_uses_it_and_it_destroys(aws_env, tmp_path, monkeypatch):
-    require_terraform()
-    root = copy_tree(tmp_path)
-    tf = Terraform(root / "environments" / "dev", aws_env)
-    # A local backend instead of S3 (the S3 backend has its own test above).
-    (tf.workdir / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
-    # moto's Kinesis drops the tags given when a stream is created, so the provider's default
-    # tags would show as drift on every plan: no default tags against moto.
-    (tf.workdir / "provider_override.tf").write_text('provider "aws" {\n  default_tags {\n    tags = {}\n  }\n}\n')
-    name_prefix = f"cl-{uuid.uuid4().hex[:6]}"
-    settings = {  # on top of dev's terraform.tfvars (an *.auto.tfvars.json file wins over it)
-        "region": "us-east-1",
-        "name_prefix": name_prefix,
-        "endpoint": "ops@example.com",
-        "alert_emails": ["oncall@example.org"],
-        "btc_threshold": BTC_THRESHOLD,
-        "build_dir": str(placeholder_build(tmp_path / "build")),
-        "glue_script_path": str(REPO / "glue" / "ETL_script.py"),
-        "force_destroy": True,
-        "deletion_protection": False,
-        "stage_name": "dev",
-        "deny_insecure_transport": False,  # moto ignores policy conditions: the TLS-only deny would refuse all
-        "lambda_log_format": None,  # moto does not store a Lambda's logging_config (every plan would show it)
-        "rate_limit": 5,
-        "burst_limit": 10,
-        "quota_limit": 1000,
-        "quota_period": "DAY",
-        "api_keys": {"developer": "standard"},
-    }
-    (tf.workdir / "zz-test.auto.tfvars.json").write_text(json.dumps(settings))
+def test_the_whole_dev_stack_is_made_as_configured(dev_stack, aws_env):
+    out = dev_stack.out
+    assert out["name_prefix"] == dev_stack.name_prefix
+    assert Path(out["glue_library_path"]).name == "coinlake-0.0.0-py3-none-any.whl"
+    _check_storage_and_stream(out)
+    subs = boto3.client("sns").list_subscriptions_by_topic(TopicArn=out["sns_topic_arn"])["Subscriptions"]
+    assert sorted(s["Endpoint"] for s in subs if s["Protocol"] == "email") == [
+        "oncall@example.org",
+        "ops@example.com",
+    ]
 
-    tf.init_local_state()
-    tf.run("validate")
-    applied = False
-    try:
-        tf.run("apply", "-auto-approve")
-        applied = True
-        out = {k: v["value"] for k, v in json.loads(tf.run("output", "-json").stdout).items()}
-        assert out["name_prefix"] == name_prefix
-        assert Path(out["glue_library_path"]).name == "coinlake-0.0.0-py3-none-any.whl"
-        _check_storage_and_stream(out)
-        stream_data = _check_producer_puts_on_the_stream(out, monkeypatch)
-        _check_alerts_publish_to_the_topic(out, monkeypatch, tmp_path, stream_data)
-        _check_catalog_and_athena(out)
-        _check_api(out, settings)
-        subs = boto3.client("sns").list_subscriptions_by_topic(TopicArn=out["sns_topic_arn"])["Subscriptions"]
-        assert sorted(s["Endpoint"] for s in subs if s["Protocol"] == "email") == [
-            "oncall@example.org",
-            "ops@example.com",
-        ]
 
-        # What was applied is what the configuration says: a second plan has nothing to do.
-        tf.run("plan", "-detailed-exitcode")
-        tf.run("destroy", "-auto-approve")
-        applied = False
-    finally:
-        if applied:
-            tf.destroy_quietly()
-    streams = boto3.client("kinesis").list_streams()["StreamNames"]
-    assert out["kinesis_stream_name"] not in streams
-    buckets = {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
-    assert out["landing_bucket_name"] not in buckets
+@pytest.mark.slow
+def test_the_handlers_use_the_stack_producer_to_stream_and_table_api_and_alerts(
+    dev_stack, aws_env, tmp_path, monkeypatch
+):
+    stream_data = _check_producer_puts_on_the_stream(dev_stack.out, monkeypatch)
+    _check_latest_prices_through_the_api(dev_stack.out, monkeypatch, stream_data)
+    _check_alerts_publish_to_the_topic(dev_stack.out, monkeypatch, tmp_path, stream_data)
+
+
+@pytest.mark.slow
+def test_the_catalog_and_athena_of_the_stack(dev_stack, aws_env):
+    _check_catalog_and_athena(dev_stack.out)
+
+
+@pytest.mark.slow
+def test_the_api_of_the_stack(dev_stack, aws_env):
+    _check_api(dev_stack.out, dev_stack)
+
+
+@pytest.mark.slow
+def test_what_was_applied_is_what_the_configuration_says_a_second_plan_has_nothing_to_do(dev_stack, aws_env):
+    dev_stack.tf.run("plan", "-detailed-exitcode", "-parallelism=20")
 
 
 def test_the_package_names_the_environments_expect_are_the_ones_make_package_builds():

@@ -22,6 +22,7 @@ import pytest
 
 from coinlake.aws import coinbase_api_call, producer
 from coinlake.aws import env as aws_env
+from coinlake.aws.env import TABLE_ENV
 from coinlake.settings import Settings
 
 from support import REPO
@@ -146,7 +147,13 @@ def test_every_policy_names_exact_actions_on_named_resources(transformed):
 
 
 def test_the_environment_names_only_settings_and_variables_the_handlers_read():
-    known = {coinbase_api_call.STREAM_ENV, producer.SECRET_ENV, aws_env.DEAD_LETTER_ENV, aws_env.DATA_DIR_ENV}
+    known = {
+        coinbase_api_call.STREAM_ENV,
+        producer.SECRET_ENV,
+        aws_env.DEAD_LETTER_ENV,
+        aws_env.DATA_DIR_ENV,
+        TABLE_ENV,
+    }
     template = source()
     names = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for name in FUNCTIONS:
@@ -173,3 +180,22 @@ def test_the_rule_table_has_the_key_the_rule_store_uses():
     DynamoRuleStore.create_table(Recorder(), "rules")
     props = source()["Resources"]["RuleTable"]["Properties"]
     assert props["KeySchema"] == calls["KeySchema"] and props["AttributeDefinitions"] == calls["AttributeDefinitions"]
+
+
+def test_the_latest_price_table_has_the_key_the_handlers_use_and_both_functions_name_it():
+    from coinlake.aws.latest_table import LatestTable
+
+    calls: dict[str, Any] = {}
+
+    class Recorder:
+        def create_table(self, **kwargs: Any) -> None:
+            calls.update(kwargs)
+
+    LatestTable.create_table(Recorder(), "latest")
+    template = source()
+    props = template["Resources"]["LatestPriceTable"]["Properties"]
+    assert props["KeySchema"] == calls["KeySchema"] and props["AttributeDefinitions"] == calls["AttributeDefinitions"]
+    for fn in ("CoinbaseApiCall", "QueryAthena"):
+        assert template["Resources"][fn]["Properties"]["Environment"]["Variables"][TABLE_ENV] == {
+            "Ref": "LatestPriceTable"
+        }

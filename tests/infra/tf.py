@@ -10,17 +10,21 @@ Import as `from infra.tf import ...` (`tests/` is on pytest's pythonpath).
   without writing `.terraform/` or a lock file into the repository.
 - `destroy_on_failure(tf)`: a context manager for the body of an apply test: if it raises,
   `terraform destroy` still runs so the shared moto server is left clean.
+- `validate_modules()`: `terraform validate` of every module in one run, diagnostics per module.
 - `moto_server()`: a context manager starting a private `moto_server` on a free port
   (the session fixture `moto_server` in `tests/conftest.py` is shared by all tests).
-- `checkov_executable()`, `run_checkov(directory)`: checkov if installed, and its JSON summary.
+- `checkov_executable()`, `run_checkov(directory)`: checkov if installed, and its JSON summary;
+  `checkov_modules()`: one scan of every module, summarised per module (cached).
 - `TERRAFORM_MARKS`, `requires_terraform`: skip a module or a test without terraform or the provider mirror.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +163,55 @@ def moto_server() -> Iterator[str]:
         proc.wait(10)
 
 
+@functools.cache
+def validate_modules() -> dict[str, dict[str, Any]]:
+    """`terraform validate` of every module under `MODULES` at once (each validate loads the AWS
+    provider's schema, the slow part: once, not once per module): a root module in a temporary
+    folder calls each module, every variable it requires given from a root variable (unknown
+    while validating, as in a module validated alone). Returns, per module name,
+    {"errors": [...], "warnings": [...]} (one-line diagnostics in its files), and under "" the
+    diagnostics of no module (the generated root's: a bug here, not in a module)."""
+    import tempfile
+
+    names = sorted(p.name for p in MODULES.iterdir() if p.is_dir() and any(p.glob("*.tf")))
+    with tempfile.TemporaryDirectory(prefix="validate-modules-") as tmp:
+        root = Path(tmp)
+        blocks = []
+        for name in names:
+            required = _required_variables(MODULES / name)
+            blocks += [f'variable "{name}__{v}" {{}}' for v in required]
+            args = "".join(f"\n  {v} = var.{name}__{v}" for v in required)
+            blocks.append(f'module "{name}" {{\n  source = "{MODULES / name}"{args}\n}}')
+        (root / "main.tf").write_text("\n\n".join(blocks) + "\n")
+        tf = Terraform(root)
+        tf.init()
+        result = json.loads(tf.run("validate", "-json", ok=(0, 1)).stdout)
+    out: dict[str, dict[str, Any]] = {name: {"errors": [], "warnings": []} for name in [*names, ""]}
+    for diag in result.get("diagnostics", []):
+        filename = diag.get("range", {}).get("filename", "")
+        owner = _module_named(filename, names)
+        line = f"{filename}:{diag.get('range', {}).get('start', {}).get('line', '?')}: {diag['summary']}: "
+        out[owner]["errors" if diag["severity"] == "error" else "warnings"].append(line + diag.get("detail", ""))
+    return out
+
+
+def _module_named(filename: str, names: list[str]) -> str:
+    """The module a diagnostic's file belongs to (terraform copies a module given by an absolute
+    path to `.terraform/modules/<call name>/`), or "" for none."""
+    parts = Path(filename).parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 2] == (".terraform", "modules") and parts[i + 2] in names:
+            return parts[i + 2]
+    return next((n for n in names if Path(filename).resolve().is_relative_to(MODULES / n)), "")
+
+
+def _required_variables(module: Path) -> list[str]:
+    """The variables of a module that have no default."""
+    text = "\n".join(p.read_text() for p in sorted(module.glob("*.tf")))
+    blocks = re.findall(r'^variable "([A-Za-z0-9_]+)" \{(.*?)^\}', text, re.S | re.M)
+    return [name for name, body in blocks if not re.search(r"^\s*default\s*=", body, re.M)]
+
+
 def checkov_executable() -> str | None:
     """checkov from `$COINLAKE_CHECKOV` (set by `make test`), the repo's `.venv-checkov`, or
     PATH; None if there is none."""
@@ -173,6 +226,34 @@ def checkov_executable() -> str | None:
 def run_checkov(directory: Path, *, timeout: float = 300) -> dict[str, Any]:
     """checkov's terraform scan of `directory`: {"passed", "failed", "skipped": counts,
     "failures": ["CKV_x resource", ...], "skips": {(check_id, resource): reason}}."""
+    return _summary(_checkov_results(directory, timeout))
+
+
+@functools.cache
+def checkov_modules() -> dict[str, dict[str, Any]]:
+    """One checkov scan of every module under `MODULES` (checkov starts slowly: one run, not one
+    per module), as `run_checkov`'s summary per module name, plus "parsing_errors" (files)."""
+    results = _checkov_results(MODULES, 600)
+    names = sorted(p.name for p in MODULES.iterdir() if p.is_dir())
+    out = {}
+    for name in names:
+        mine = {
+            kind: [c for c in results.get(kind, []) if _module_of(c["file_path"]) == name]
+            for kind in ("passed_checks", "failed_checks", "skipped_checks")
+        }
+        summary = _summary(mine)
+        summary["failed_checks"] = mine["failed_checks"]
+        summary["parsing_errors"] = [f for f in results.get("parsing_errors", []) if _module_of(f) == name]
+        out[name] = summary
+    return out
+
+
+def _module_of(file_path: str) -> str:
+    """`/source/main.tf` (checkov's path under the scanned folder) -> `source`."""
+    return file_path.strip("/").split("/", 1)[0]
+
+
+def _checkov_results(directory: Path, timeout: float) -> dict[str, Any]:
     exe = checkov_executable()
     assert exe is not None, "no checkov"
     proc = subprocess.run(
@@ -184,9 +265,10 @@ def run_checkov(directory: Path, *, timeout: float = 300) -> dict[str, Any]:
     report = json.loads(proc.stdout)
     if isinstance(report, list):  # one entry per framework
         report = next(r for r in report if r.get("check_type") == "terraform")
-    if "results" not in report:  # nothing to scan: checkov prints a bare summary
-        return {"passed": 0, "failed": 0, "skipped": 0, "failures": [], "skips": {}}
-    results = report["results"]
+    return report.get("results", {})  # nothing to scan: checkov prints a bare summary
+
+
+def _summary(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "passed": len(results.get("passed_checks", [])),
         "failed": len(results.get("failed_checks", [])),

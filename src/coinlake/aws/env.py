@@ -9,3 +9,5 @@ DATA_DIR_ENV = "COINLAKE_DATA_DIR"
 DEAD_LETTER_ENV = "COINLAKE_DEAD_LETTER_URI"
 #: The Kinesis stream (name or ARN) the producers put records on: the poll Lambda and the ticks container.
 STREAM_ENV = "COINLAKE_KINESIS_STREAM_NAME"
+#: The DynamoDB table of the latest price per pair (the producer writes it, `query_athena` reads it).
+TABLE_ENV = "COINLAKE_LATEST_TABLE"

@@ -10,10 +10,17 @@ The app is built once per container, on the first invocation; its caches (crypto
 newest hours, latest prices, inventory) live as long as the container. Settings come from
 the environment: `COINLAKE_ATHENA__DATABASE`, `COINLAKE_ATHENA__WORKGROUP`,
 `COINLAKE_ATHENA__OUTPUT_LOCATION`, `COINLAKE_ATHENA__REGION`, `COINLAKE_ATHENA__ROLLUP_TABLE`.
+
+`COINLAKE_LATEST_TABLE` (optional) names the DynamoDB table the producer keeps the latest
+price per pair in (`aws.latest_table`): `/v1/prices/latest` then answers from one Query of
+it (at most one a second per container), seconds after a poll and with no Athena query;
+while the table is unset, empty, unreadable or lacks a crypto asked for, it answers from
+Athena as before.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -22,6 +29,8 @@ from fastapi import FastAPI
 from mangum import Mangum
 
 from coinlake.api.app import create_app
+from coinlake.aws.env import TABLE_ENV
+from coinlake.aws.latest_table import LatestTable
 from coinlake.query.athena import AthenaEngine
 from coinlake.query.catalogue import Catalogue
 from coinlake.settings import Settings
@@ -39,9 +48,14 @@ _lock = threading.Lock()
 _adapter: Mangum | None = None
 
 
-def build_app(settings: Settings | None = None, *, athena_client: Any = None) -> FastAPI:
-    """The API on Athena, with API Gateway in front (no key store of its own)."""
+def build_app(
+    settings: Settings | None = None, *, athena_client: Any = None, latest_table: LatestTable | None = None
+) -> FastAPI:
+    """The API on Athena, with API Gateway in front (no key store of its own); `latest`
+    from `latest_table` (default: the table named by `COINLAKE_LATEST_TABLE`, if any)."""
     settings = settings or Settings()
+    if latest_table is None and os.environ.get(TABLE_ENV):
+        latest_table = LatestTable(os.environ[TABLE_ENV])
     a = settings.athena
     engine = AthenaEngine(
         a.database,
@@ -54,7 +68,7 @@ def build_app(settings: Settings | None = None, *, athena_client: Any = None) ->
         index_ttl=INDEX_TTL,
     )
     # No background refresh: Lambda freezes the process between invocations.
-    catalogue = Catalogue(engine, lake_ttl=LAKE_TTL, inventory_ttl=INVENTORY_TTL, background=False)
+    catalogue = Catalogue(engine, tail=latest_table, lake_ttl=LAKE_TTL, inventory_ttl=INVENTORY_TTL, background=False)
     return create_app(settings, catalogue=catalogue, auth="gateway")
 
 

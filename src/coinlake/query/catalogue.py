@@ -17,6 +17,9 @@ How each question is read (see `sql.py` for the statements):
 
 - latest: the stream tail (`tail.StreamTail`, fresh within ~50 ms of `put_records`)
   merged with the lake's newest hour partition per crypto (cached: never older than `lake_ttl`).
+  A tail that says it is `complete` (it keeps every pair's latest price, as the AWS
+  shape's DynamoDB table does) answers alone when it holds every crypto asked for (all: at
+  least one price in the currency asked for); otherwise the lake is read as well.
 - candles 1h/4h/1d, stats, max_price: the hourly rollup for the whole hours of the range
   and the raw partitions of the partial hours at its edges, merged exactly (without
   rollups: raw partitions only). Candles 1m/5m/15m: raw partitions of the range.
@@ -31,9 +34,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Any
+from typing import Any, Protocol
 
 from coinlake.contract import utc_now
 from coinlake.query import sql
@@ -66,7 +69,7 @@ from coinlake.query.results import (
     Stats,
     engine_time,
 )
-from coinlake.query.tail import StreamTail
+from coinlake.query.tail import TailPrice
 
 __all__ = [
     "DEFAULT_CANDLE_RANGES", "DEFAULT_CANDLE_SPANS", "INTERVALS", "STATUS", "BadRequest", "Candle", "Catalogue",
@@ -76,6 +79,17 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- the catalogue
+
+
+class Tail(Protocol):
+    """Where `latest` finds prices newer than the lake: `StreamTail` (local), the AWS shape's
+    `LatestTable`. One that sets `complete = True` keeps every pair's latest price."""
+
+    def latest(self) -> Mapping[tuple[str, str], TailPrice]: ...
+
+    def refresh(self, force: bool = False) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class Catalogue:
@@ -89,7 +103,7 @@ class Catalogue:
         self,
         engine: Engine,
         *,
-        tail: StreamTail | None = None,
+        tail: Tail | None = None,
         limits: Limits | None = None,
         lake_ttl: float = 2.0,
         inventory_ttl: float = 5.0,
@@ -124,10 +138,16 @@ class Catalogue:
         `cryptos=None`: all (a string is split on commas); `currency=None`: every currency."""
         if isinstance(cryptos, str):
             cryptos = [c for c in cryptos.split(",") if c.strip()]
+        elif cryptos is not None:
+            cryptos = list(cryptos)
         cur = None if currency is None else self._currency(currency)
         tail = self.tail.latest() if self.tail is not None else {}
-        lake = self._lake_latest.get()
-        known = set(self.engine.index.cryptos()) | {k[0] for k in tail} | {k[0] for k in lake}
+        if _covers(self.tail, tail, cryptos, cur):  # a complete tail answers alone: no lake query
+            lake: dict[tuple[str, str], tuple[Decimal, dt.datetime]] = {}
+            known = {k[0] for k in tail}
+        else:
+            lake = self._lake_latest.get()
+            known = set(self.engine.index.cryptos()) | {k[0] for k in tail} | {k[0] for k in lake}
         wanted = None if cryptos is None else list(dict.fromkeys(self._crypto(c, known) for c in cryptos))
         now = self._now()
         out = []
@@ -379,6 +399,16 @@ _ONE = Decimal(1)
 def _trim(d: Decimal) -> Decimal:
     """`91234.560000000000` -> `91234.56`, `91000.000000000000` -> `91000` (same value, no exponent)."""
     return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()
+
+
+def _covers(tail_source: Any, tail: Mapping[tuple[str, str], Any], cryptos: Any, currency: str | None) -> bool:
+    """Whether a complete tail holds an answer for every crypto asked for (None: any)."""
+    if not tail or not getattr(tail_source, "complete", False):
+        return False
+    held = {k[0] for k in tail if currency is None or k[1] == currency}
+    if cryptos is None:
+        return bool(held)
+    return all(isinstance(c, str) and c.strip().upper() in held for c in cryptos)
 
 
 def _one(parts: dict[dt.datetime, Partial]) -> Partial | None:

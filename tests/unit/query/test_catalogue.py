@@ -27,6 +27,7 @@ from coinlake.query.catalogue import (
 )
 from coinlake.query.engines import DuckDBEngine, Scope
 from coinlake.query.sql import statement
+from coinlake.query.tail import TailPrice
 from coinlake.storage import Storage
 from unit.query import oracle
 from unit.query.oracle import Lake, record
@@ -379,6 +380,39 @@ def test_latest_without_a_stream_comes_from_the_lake(cat, pts):
         assert (x.price, x.timestamp, x.source) == (want.price, want.timestamp, "lake")
         assert x.age_seconds == (NOW - want.timestamp).total_seconds()
     assert [x.crypto for x in cat.latest(["xrp", "BTC", "XRP"])] == ["XRP", "BTC"]  # asked order, once each
+
+
+class FixedTail:
+    """A tail holding given prices; `complete` as the AWS latest-prices table says it."""
+
+    def __init__(self, prices: dict[tuple[str, str], TailPrice], complete: bool):
+        self.prices, self.complete = prices, complete
+
+    def latest(self) -> dict[tuple[str, str], TailPrice]:
+        return self.prices
+
+    def refresh(self, force: bool = False) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_complete_tail_answers_latest_alone_when_it_holds_what_is_asked(built, pts):
+    at = NOW - dt.timedelta(seconds=30)
+    held = {("BTC", "USD"): TailPrice("BTC", "USD", Decimal("91000.5"), at, "e1", 0)}
+    for complete in (True, False):
+        spy = Spy(DuckDBEngine(built.lake, built.rollups))
+        cat = Catalogue(spy, tail=FixedTail(held, complete), background=False, now=lambda: NOW)  # type: ignore[arg-type]
+        (btc,) = cat.latest(["BTC"])
+        assert (btc.price, btc.timestamp, btc.source, btc.age_seconds) == (Decimal("91000.5"), at, "stream", 30.0)
+        assert (spy.calls == []) is complete  # a complete tail: no lake query at all
+        # a crypto the tail does not hold (or all cryptos, from an incomplete tail) comes from the lake
+        both = cat.latest(["BTC", "ETH"])
+        want = oracle.latest(pts, "ETH", "USD")
+        assert [(x.crypto, x.source) for x in both] == [("BTC", "stream"), ("ETH", "lake")]
+        assert both[1].price == want.price and spy.calls
+        cat.close()
 
 
 # ------------------------------------------------------------------ the fast paths

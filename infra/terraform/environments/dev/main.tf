@@ -88,6 +88,7 @@ module "source" {
   log_retention_days      = var.log_retention_days
   log_format              = var.lambda_log_format
   use_coinbase_secret     = var.use_coinbase_secret
+  deletion_protection     = var.deletion_protection
   tags                    = var.tags
 }
 
@@ -135,6 +136,8 @@ module "api" {
   lake_bucket_arn           = module.storage.lake_bucket_arn
   rollups_bucket_arn        = module.storage.rollups_bucket_arn
   athena_results_bucket_arn = module.storage.athena_results_bucket_arn
+  latest_table_name         = module.source.latest_table_name
+  latest_table_arn          = module.source.latest_table_arn
   stage_name                = var.stage_name
   usage_plans               = local.usage_plans
   api_keys                  = var.api_keys

@@ -112,6 +112,11 @@ output "alert_rules_table_name" {
   value       = module.alerts.dynamodb_table_name
 }
 
+output "latest_prices_table_name" {
+  description = "The DynamoDB table of the latest price per pair (the producer writes it, /v1/prices/latest reads it)."
+  value       = module.source.latest_table_name
+}
+
 output "dashboard_name" {
   description = "The CloudWatch dashboard."
   value       = module.monitoring.dashboard_name

@@ -22,6 +22,8 @@ locals {
     },
     # Unset: the workgroup's own result location (it enforces its configuration anyway).
     var.athena_output_location == null ? {} : { COINLAKE_ATHENA__OUTPUT_LOCATION = var.athena_output_location },
+    # Unset: /v1/prices/latest answers from Athena only.
+    var.latest_table_name == null ? {} : { COINLAKE_LATEST_TABLE = var.latest_table_name },
   )
 
   # Everything a deployment serves: a change to any of it makes a new deployment.
@@ -112,6 +114,17 @@ data "aws_iam_policy_document" "this" {
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
+  }
+
+  # LatestTable.latest: one Query of the latest-prices table (the source module's).
+  dynamic "statement" {
+    for_each = var.latest_table_arn == null ? [] : [var.latest_table_arn]
+    content {
+      sid       = "LatestPrices"
+      effect    = "Allow"
+      actions   = ["dynamodb:Query"]
+      resources = [statement.value]
+    }
   }
 }
 

@@ -114,6 +114,23 @@ variable "athena_results_prefix" {
   default     = "athena-results/"
 }
 
+variable "latest_table_name" {
+  description = "The source module's latest-prices DynamoDB table (`COINLAKE_LATEST_TABLE`): /v1/prices/latest answers from it, seconds after a poll, instead of Athena. Null: Athena only."
+  type        = string
+  default     = null
+}
+
+variable "latest_table_arn" {
+  description = "ARN of that table (the function's dynamodb:Query grant); set it with latest_table_name."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.latest_table_arn == null || can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]+$", coalesce(var.latest_table_arn, "x")))
+    error_message = "The latest_table_arn must be a DynamoDB table ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)."
+  }
+}
+
 ################################################################################
 # API
 ################################################################################

@@ -12,6 +12,7 @@ locals {
     COINLAKE_SYMBOLS             = join(",", var.symbols)
     COINLAKE_COINBASE_URL        = var.coinbase_url
     COINLAKE_DATA_DIR            = "/tmp/coinlake" # the only writable folder on Lambda
+    COINLAKE_LATEST_TABLE        = aws_dynamodb_table.latest.name
     }, var.use_coinbase_secret ? {
     COINLAKE_COINBASE_SECRET_NAME = aws_secretsmanager_secret.this.arn
   } : {})
@@ -40,7 +41,44 @@ resource "aws_secretsmanager_secret_version" "this" {
 }
 
 ################################################################################
-# IAM role: put records, read the secret, write dead letters, log
+# DynamoDB: the latest accepted price per pair (coinlake.aws.latest_table)
+################################################################################
+
+# One item per pair (partition key `kind` = "latest", sort key `pair`): the producer's
+# plausibility state between invocations, and what the API answers /v1/prices/latest from.
+resource "aws_dynamodb_table" "latest" {
+  #checkov:skip=CKV_AWS_119:Encrypted with the AWS-managed DynamoDB key; the table holds one public market price per pair, not worth a customer-managed key's monthly and per-request cost.
+  name         = "${var.name_prefix}-latest-prices"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "kind"
+  range_key    = "pair"
+
+  attribute {
+    name = "kind"
+    type = "S"
+  }
+
+  attribute {
+    name = "pair"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  # Encrypted with the AWS-managed key `alias/aws/dynamodb`.
+  server_side_encryption {
+    enabled = true
+  }
+
+  deletion_protection_enabled = var.deletion_protection
+
+  tags = var.tags
+}
+
+################################################################################
+# IAM role: put records, read the secret, write dead letters, keep the latest prices, log
 ################################################################################
 
 data "aws_iam_policy_document" "assume" {
@@ -64,7 +102,7 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "this" {
   name                 = local.name
-  description          = "Lambda ${local.name}: put price records on the stream, read the Coinbase secret, write dead letters, log."
+  description          = "Lambda ${local.name}: put price records on the stream, read the Coinbase secret, write dead letters, keep the latest prices, log."
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   max_session_duration = 3600
 
@@ -94,6 +132,14 @@ data "aws_iam_policy_document" "this" {
     effect    = "Allow"
     actions   = ["s3:PutObject"]
     resources = ["${var.dead_letter_bucket_arn}/${var.dead_letter_prefix}/*"]
+  }
+
+  # LatestTable.load_state is one BatchGetItem per poll; save_state a conditional PutItem per changed pair.
+  statement {
+    sid       = "LatestPrices"
+    effect    = "Allow"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.latest.arn]
   }
 
   # The log group is made below, so the function only creates streams and writes events.

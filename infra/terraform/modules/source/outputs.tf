@@ -27,3 +27,13 @@ output "log_group_name" {
   description = "Name of the function's CloudWatch log group."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "latest_table_name" {
+  description = "Name of the DynamoDB table of the latest price per pair (`COINLAKE_LATEST_TABLE`): give it to the api module."
+  value       = aws_dynamodb_table.latest.name
+}
+
+output "latest_table_arn" {
+  description = "ARN of that table (the api module's read grant)."
+  value       = aws_dynamodb_table.latest.arn
+}

@@ -232,6 +232,16 @@ variable "secret_recovery_window_days" {
   }
 }
 
+################################################################################
+# Latest prices table
+################################################################################
+
+variable "deletion_protection" {
+  description = "Protect the latest-prices table from deletion (turn off for throwaway stacks)."
+  type        = bool
+  default     = true
+}
+
 variable "tags" {
   description = "Tags added to every resource of the module."
   type        = map(string)
