@@ -23,15 +23,21 @@ How each question is read (see `sql.py` for the statements):
 - prices: raw partitions, walked in growing windows from the cursor on, so a page reads
   only the hours it needs.
 
+On an engine that names the files it reads (DuckDB), rollup months and raw hours come
+from the closed-period cache (`periods.PeriodCache`), keyed by the files' generations: a
+month or hour is read once per generation, and a year of candles merges cached buckets.
+The answers are the same as the statements' (`cache_periods=False` asks the engine every time).
+
 Times are UTC; a naive datetime is taken as UTC. Ranges are half-open [start, end).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
@@ -51,7 +57,8 @@ from coinlake.query.params import (
     parse_day,
     parse_instant,
 )
-from coinlake.query.partitions import HOUR, ceil_hour, floor_hour
+from coinlake.query.partitions import HOUR, ceil_hour, floor_hour, hours_between, months_between
+from coinlake.query.periods import PeriodCache, Piece, WouldRead, bucket_start, join
 from coinlake.query.protocol import Engine, Scope
 from coinlake.query.results import (
     STATUS,
@@ -64,14 +71,16 @@ from coinlake.query.results import (
     Partial,
     PricePoint,
     Stats,
+    candle_of,
     engine_time,
+    trim,
 )
 from coinlake.query.tail import StreamTail
 
 __all__ = [
     "DEFAULT_CANDLE_RANGES", "DEFAULT_CANDLE_SPANS", "INTERVALS", "STATUS", "BadRequest", "Candle", "Catalogue",
-    "CryptoInfo", "Latest", "Limits", "MaxPrice", "Page", "PricePoint", "Stats", "decode_cursor", "encode_cursor",
-    "parse_day", "parse_instant",
+    "CryptoInfo", "Latest", "Limits", "MaxPrice", "Page", "PricePoint", "Stats", "WouldRead", "decode_cursor",
+    "encode_cursor", "parse_day", "parse_instant",
 ]  # fmt: skip
 
 
@@ -96,8 +105,11 @@ class Catalogue:
         background: bool = True,
         now: Callable[[], dt.datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
+        cache_periods: bool = True,
     ):
         self.engine = engine
+        #: Rollup months and raw hours by generation (None: the engine cannot name its files).
+        self.periods = PeriodCache(engine) if cache_periods and PeriodCache.supports(engine) else None
         self.tail = tail
         self.limits = limits or Limits()
         self._now = now
@@ -112,6 +124,16 @@ class Catalogue:
             self.tail.refresh(force=True)
         self._lake_latest.get()
         self._inventory.get()
+
+    @contextlib.contextmanager
+    def cached_only(self) -> Iterator[None]:
+        """Within, in this thread: a question that would read the lake or the rollups raises
+        `WouldRead` instead (so an async caller answers what memory holds on its event loop,
+        and runs the rest in a worker thread). `latest` and `cryptos` answer from memory."""
+        if self.periods is None:
+            raise WouldRead
+        with self.periods.cached_only():
+            yield
 
     def close(self) -> None:
         self.engine.close()
@@ -182,11 +204,28 @@ class Catalogue:
             after_ts, after_id = decode_cursor(cursor, crypto, currency)
             if not start <= after_ts < end:
                 raise BadRequest("bad_cursor", "the cursor is outside the requested range")
-        rows = self._walk(crypto, currency, start, end, after_ts, after_id, limit + 1)
-        items = [PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows[:limit]]
-        more = len(rows) > limit
+        if self.periods is not None:
+            found = self._walk_hours(crypto, currency, start, end, after_ts, after_id, limit + 1)
+        else:
+            rows = self._walk(crypto, currency, start, end, after_ts, after_id, limit + 1)
+            found = [PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows]
+        items = found[:limit]
+        more = len(found) > limit
         next_cursor = encode_cursor(items[-1].timestamp, items[-1].event_id, crypto, currency) if more else None
         return Page(items, next_cursor)
+
+    def _walk_hours(self, crypto, currency, start, end, after_ts, after_id, need: int) -> list[PricePoint]:
+        """Points after (after_ts, after_id), in order, at most `need`: hour by hour from the
+        closed-period cache, reading only the hours it needs."""
+        assert self.periods is not None
+        out: list[PricePoint] = []
+        h = floor_hour(after_ts)
+        while len(out) < need and h < end:
+            hour = self.periods.hour(crypto, currency, h)
+            if hour is not None:
+                out.extend(hour.page(start, end, after_ts, after_id, need - len(out)))
+            h += HOUR
+        return out
 
     def _walk(self, crypto, currency, start, end, after_ts, after_id, need: int) -> list[tuple]:
         """Rows after (after_ts, after_id), in order, at most `need`, reading windows of
@@ -235,11 +274,7 @@ class Catalogue:
         crypto, currency = self._crypto(crypto), self._currency(currency)
         limits = self.limits
         start, end = self._range(start, end, limits.candle_spans[interval], limits.candle_ranges[interval])
-        parts = self._partials(crypto, currency, start, end, interval)
-        return [
-            Candle(p.bucket, _trim(p.open), _trim(p.high), _trim(p.low), _trim(p.close), p.count)
-            for p in (parts[b] for b in sorted(parts))
-        ]
+        return [c if c is not None else candle_of(p) for p, c in self._pieces(crypto, currency, start, end, interval)]
 
     def stats(
         self,
@@ -252,7 +287,7 @@ class Catalogue:
         """First, last, min, max, mean, change % and count of the points in [start, end)."""
         crypto, currency = self._crypto(crypto), self._currency(currency)
         start, end = self._range(start, end, self.limits.stats_span, self.limits.stats_range)
-        p = _one(self._partials(crypto, currency, start, end, sql.ALL))
+        p = _one(self._pieces(crypto, currency, start, end, sql.ALL))
         if p is None:
             return Stats(crypto, currency, start, end, 0)
         with localcontext() as ctx:
@@ -279,8 +314,32 @@ class Catalogue:
         crypto, currency = self._crypto(coin), self._currency(currency)
         if end - start > self.limits.stats_range:
             raise BadRequest("range_too_large", f"the range may span at most {self.limits.stats_range.days} days")
-        p = _one(self._partials(crypto, currency, start, end, sql.ALL))
+        p = _one(self._pieces(crypto, currency, start, end, sql.ALL))
         return None if p is None else MaxPrice(p.high_at, _trim(p.high))
+
+    def _pieces(self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str) -> list[Piece]:
+        """Partial aggregates per bucket of the points in [start, end), in time order (with
+        the cached candle of a whole closed bucket)."""
+        periods = self.periods
+        if periods is None or interval in RAW_INTERVALS or not self.engine.has_rollups:
+            self._check_reads()
+            parts = self._partials(crypto, currency, start, end, interval)
+            return [(parts[b], None) for b in sorted(parts)]
+        segments: list[list[Piece]] = []
+        for source, lo, hi in self._plan(start, end, interval):
+            if source == sql.ROLLUP:
+                for y, m in months_between(lo, hi):
+                    month = periods.month(crypto, currency, y, m)
+                    if month is not None:
+                        segments.append(month.pieces(interval, lo, hi))
+                continue
+            for h in hours_between(lo, hi):  # the partial hours at the edges
+                hour = periods.hour(crypto, currency, h)
+                a, b = max(lo, h), min(hi, h + HOUR)
+                p = None if hour is None else hour.partial(a, b, bucket_start(a, interval))
+                if p is not None:
+                    segments.append([(p, None)])
+        return join(segments)
 
     def _partials(
         self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str
@@ -309,6 +368,10 @@ class Catalogue:
         if h1 < end:
             plan.append((sql.RAW, h1, end))
         return plan
+
+    def _check_reads(self) -> None:
+        if self.periods is not None:
+            self.periods.check_reads()
 
     # ------------------------------------------------------------------ inventory
     def cryptos(self) -> list[CryptoInfo]:
@@ -373,16 +436,11 @@ class Catalogue:
 _CODE = re.compile(r"[A-Z0-9]{1,12}")
 _Q12 = Decimal(1).scaleb(-12)
 _Q6 = Decimal(1).scaleb(-6)
-_ONE = Decimal(1)
+_trim = trim
 
 
-def _trim(d: Decimal) -> Decimal:
-    """`91234.560000000000` -> `91234.56`, `91000.000000000000` -> `91000` (same value, no exponent)."""
-    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()
-
-
-def _one(parts: dict[dt.datetime, Partial]) -> Partial | None:
-    return next(iter(parts.values()), None)
+def _one(pieces: list[Piece]) -> Partial | None:
+    return pieces[0][0] if pieces else None
 
 
 def _human(span: dt.timedelta) -> str:
