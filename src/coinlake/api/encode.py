@@ -8,15 +8,18 @@ both byte for byte. The routes keep their `response_model` for the OpenAPI docum
 Rows the catalogue keeps in its closed-period cache (the candles of closed buckets, the
 points of cached hours) come back as the same objects request after request, so each
 one's JSON fragment is written once and remembered for exactly as long as the object
-lives (a weak reference drops it): bounded by the catalogue's own bounds.
+lives (a weak reference drops it): bounded by the catalogue's own bounds. The bodies of
+the last few answers are remembered too, by the identity of their rows (held while
+remembered, so an identity is never reused): an answer made of the same rows is the
+same bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
-import threading
 import weakref
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -26,6 +29,7 @@ from coinlake.contract import decimal_text
 from coinlake.query.results import Candle, Latest, Page, PricePoint, Stats
 
 
+@functools.lru_cache(maxsize=4096)  # codes, sources and cursors repeat
 def text(value: str) -> str:
     """A JSON string, escaped as pydantic escapes it (non-ASCII kept as UTF-8)."""
     return json.dumps(value, ensure_ascii=False)
@@ -61,8 +65,10 @@ class Fragments:
     """`get(obj, write)`: `write(obj)` once per live object (by identity), then remembered."""
 
     def __init__(self) -> None:
+        # No lock: the weak reference's callback runs whenever an object dies (a garbage
+        # collection may start inside any allocation), so it must never wait for one. Each
+        # step is one atomic dict operation; a race costs at most a fragment written twice.
         self._memo: dict[int, tuple[weakref.ref, str]] = {}
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -76,12 +82,10 @@ class Fragments:
         memo = self._memo
 
         def forget(ref: weakref.ref, key: int = key) -> None:
-            with self._lock:
-                if memo.get(key, (None,))[0] is ref:
-                    del memo[key]
+            if memo.get(key, (None,))[0] is ref:
+                memo.pop(key, None)
 
-        with self._lock:
-            memo[key] = (weakref.ref(obj, forget), fragment)
+        memo[key] = (weakref.ref(obj, forget), fragment)
         return fragment
 
     def join(self, objs: Iterable[Any], write: Callable[[Any], str]) -> str:
@@ -89,7 +93,28 @@ class Fragments:
         return ",".join([get(o, write) for o in objs])
 
 
+class Bodies:
+    """The last `size` bodies, by a head text and the identities of their rows (kept alive
+    while remembered)."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._memo: dict[tuple[str, tuple[int, ...]], tuple[list[Any], bytes]] = {}
+
+    def get(self, head: str, rows: list[Any], write: Callable[[], bytes]) -> bytes:
+        key = (head, tuple(map(id, rows)))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit[1]
+        body = write()
+        if len(self._memo) >= self.size:
+            self._memo = {}
+        self._memo[key] = (rows, body)
+        return body
+
+
 _fragments = Fragments()
+_bodies = Bodies()
 
 
 def _candle(c: Candle) -> str:
@@ -125,18 +150,22 @@ def prices(page: Page) -> bytes:
     return f'{{"data":[{_fragments.join(page.items, _point)}],"next_cursor":{cursor}}}'.encode()
 
 
-def candles(crypto: str, currency: str, interval: str, rows: Iterable[Candle]) -> bytes:
+def candles(crypto: str, currency: str, interval: str, rows: list[Candle]) -> bytes:
     """`models.CandlesResponse`."""
     head = f'{{"crypto":{text(crypto)},"currency":{text(currency)},"interval":{text(interval)},"data":['
-    return f"{head}{_fragments.join(rows, _candle)}]}}".encode()
+    return _bodies.get(head, rows, lambda: f"{head}{_fragments.join(rows, _candle)}]}}".encode())
 
 
 def stats(s: Stats) -> bytes:
     """`models.StatsResponse`."""
+    return _fragments.get(s, _stats).encode()
+
+
+def _stats(s: Stats) -> str:
     return (
         f'{{"crypto":{text(s.crypto)},"currency":{text(s.currency)},"start":{time(s.start)},"end":{time(s.end)},'
         f'"count":{int(s.count)},"first":{decimal(s.first)},"last":{decimal(s.last)},"min":{decimal(s.min)},'
         f'"max":{decimal(s.max)},"mean":{decimal(s.mean)},"change_pct":{decimal(s.change_pct)},'
         f'"first_at":{time(s.first_at)},"last_at":{time(s.last_at)},"min_at":{time(s.min_at)},'
         f'"max_at":{time(s.max_at)}}}'
-    ).encode()
+    )

@@ -58,7 +58,7 @@ from coinlake.query.params import (
     parse_instant,
 )
 from coinlake.query.partitions import HOUR, ceil_hour, floor_hour, hours_between, months_between
-from coinlake.query.periods import PeriodCache, Piece, WouldRead, bucket_start, join
+from coinlake.query.periods import PeriodCache, Piece, WouldRead, bucket_start
 from coinlake.query.protocol import Engine, Scope
 from coinlake.query.results import (
     STATUS,
@@ -110,6 +110,7 @@ class Catalogue:
         self.engine = engine
         #: Rollup months and raw hours by generation (None: the engine cannot name its files).
         self.periods = PeriodCache(engine) if cache_periods and PeriodCache.supports(engine) else None
+        self._stats: dict[tuple, tuple[Partial, Stats]] = {}  # the last answers, by their partial
         self.tail = tail
         self.limits = limits or Limits()
         self._now = now
@@ -290,6 +291,17 @@ class Catalogue:
         p = _one(self._pieces(crypto, currency, start, end, sql.ALL))
         if p is None:
             return Stats(crypto, currency, start, end, 0)
+        key = (crypto, currency, start, end)
+        seen = self._stats.get(key)
+        if seen is not None and seen[0] is p:  # the same cached partial: the same answer
+            return seen[1]
+        stats = self._stats_of(crypto, currency, start, end, p)
+        if len(self._stats) >= 256:
+            self._stats = {}
+        self._stats[key] = (p, stats)
+        return stats
+
+    def _stats_of(self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, p: Partial) -> Stats:
         with localcontext() as ctx:
             ctx.prec = 60
             mean = (p.sum / p.count).quantize(_Q12, ROUND_HALF_EVEN)
@@ -339,7 +351,7 @@ class Catalogue:
                 p = None if hour is None else hour.partial(a, b, bucket_start(a, interval))
                 if p is not None:
                     segments.append([(p, None)])
-        return join(segments)
+        return periods.join(segments)
 
     def _partials(
         self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str

@@ -71,6 +71,8 @@ class LakeIndex:
     ):
         self.lake = lake
         self.rollups = rollups
+        self.ttl = ttl
+        self.invalidations = 0  # counts `invalidate()` calls: caches built on listings compare it
         self._cache = TtlCache(ttl, clock)
         self._current: dict[tuple[str, ...], list[str]] = {}
 
@@ -86,6 +88,7 @@ class LakeIndex:
         return hit
 
     def invalidate(self) -> None:
+        self.invalidations += 1
         self._cache.clear()
 
     # ------------------------------------------------------------------ lake

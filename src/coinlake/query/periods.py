@@ -16,6 +16,10 @@ partition file) is read again, on the first question that needs it. Every range 
 the same way the SQL statements cut it, and merged with `Partial.merge`, so the answers
 are those of the statements, exactly.
 
+A month's file list is looked up again at most every `recheck` seconds (half the index's
+TTL by default, so what the ETL wrote is seen within 1.5 TTL) and at once after the
+index is invalidated.
+
 Bounded: months least recently used beyond `max_months` are dropped, and hours beyond
 `max_rows` cached rows (an hour with more than a quarter of that is read each time it
 is needed, never kept). Thread-safe. The engine must offer `files(source, scope)` and
@@ -32,6 +36,7 @@ import contextlib
 import datetime as dt
 import functools
 import threading
+import time
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -85,17 +90,38 @@ def join(segments: Iterable[list[Piece]]) -> list[Piece]:
     """Segments in time order, each with one piece per bucket -> one piece per bucket (a
     bucket cut between two segments is merged, and loses its cached candle)."""
     out: list[Piece] = []
-    for seg in segments:
-        if not seg:
-            continue
-        if out and out[-1][0].bucket == seg[0][0].bucket:
-            with localcontext() as ctx:
-                ctx.prec = _PREC
+    with localcontext() as ctx:
+        ctx.prec = _PREC
+        for seg in segments:
+            if not seg:
+                continue
+            if out and out[-1][0].bucket == seg[0][0].bucket:
                 out[-1] = (out[-1][0].merge(seg[0][0]), None)
-            out.extend(seg[1:])
-        else:
-            out.extend(seg)
+                out.extend(seg[1:])
+            else:
+                out.extend(seg)
     return out
+
+
+class Joined:
+    """`join` of the last few lists of segments, by the segments' identities (held while
+    remembered, so an identity is never reused): the months' remembered pieces make the
+    same question the same segments."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._memo: dict[tuple[int, ...], tuple[list[list[Piece]], list[Piece]]] = {}
+
+    def __call__(self, segments: list[list[Piece]]) -> list[Piece]:
+        key = tuple(map(id, segments))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit[1]
+        out = join(segments)
+        if len(self._memo) >= self.size:
+            self._memo = {}
+        self._memo[key] = (segments, out)
+        return out
 
 
 class Month:
@@ -166,14 +192,16 @@ class Month:
         if lo < a:
             head = self._hours_in(lo, min(a, hi))
             if head:
-                out.append((merge_all(head, first), None))
+                p = merge_all(head, first)
+                out.append((p, candle_of(p)))  # remembered with the range (`pieces`)
         if a < b:
             starts, whole = self._whole(interval)
             out.extend(whole[bisect_left(starts, a) : bisect_left(starts, b)])
         if a <= b < hi:
             tail = self._hours_in(b, hi)
             if tail:
-                out.append((merge_all(tail, b), None))
+                p = merge_all(tail, b)
+                out.append((p, candle_of(p)))
         return out
 
 
@@ -268,15 +296,30 @@ class _Lru:
 class PeriodCache:
     """Months and hours of one engine's lake, keyed by the files they were computed from."""
 
-    def __init__(self, engine: Any, *, max_months: int = 512, max_rows: int = 200_000):
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        max_months: int = 512,
+        max_rows: int = 200_000,
+        recheck: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if not self.supports(engine):
             raise TypeError(f"{type(engine).__name__} cannot name the files it reads")
         self.engine = engine
+        #: Seconds a month's file list is trusted (default: half the engine index's TTL).
+        self.recheck = getattr(engine.index, "ttl", 0.0) / 2 if recheck is None else recheck
+        self.clock = clock
+        self._recent: dict[tuple[str, str, int, int], tuple[float, int, Month | None]] = {}
         self.max_rows = max_rows
         self._months = _Lru(max_months)
         self._hours = _Lru(max_rows)
         self._local = threading.local()
+        self._flights: dict[Hashable, list[Any]] = {}  # key -> [lock, users]: one read per key at a time
+        self._flights_lock = threading.Lock()
         self.reads = 0  # files read into the cache (tests count them)
+        self.join = Joined()
 
     @contextlib.contextmanager
     def cached_only(self) -> Iterator[None]:
@@ -298,11 +341,28 @@ class PeriodCache:
         return callable(getattr(engine, "files", None)) and callable(getattr(engine, "fetch_files", None))
 
     def clear(self) -> None:
+        self._recent = {}
         self._months.clear()
         self._hours.clear()
 
     def month(self, crypto: str, currency: str, year: int, month: int) -> Month | None:
-        """The rollup month (None: no rollup file for it)."""
+        """The rollup month (None: no rollup file for it). Its files are looked up again
+        once `recheck` seconds have passed since the last look."""
+        key = (crypto, currency, year, month)
+        now = self.clock()
+        seen = self._recent.get(key)
+        if seen is not None and now - seen[0] < self.recheck and seen[1] == self._invalidations():
+            return seen[2]
+        found = self._month(crypto, currency, year, month)
+        if len(self._recent) >= 4 * self._months.capacity:
+            self._recent = {}
+        self._recent[key] = (now, self._invalidations(), found)
+        return found
+
+    def _invalidations(self) -> int:
+        return getattr(self.engine.index, "invalidations", 0)
+
+    def _month(self, crypto: str, currency: str, year: int, month: int) -> Month | None:
         start, end = _month_bounds(year, month)
 
         def build(files: list[str]) -> tuple[Month, int]:
@@ -342,15 +402,33 @@ class PeriodCache:
             if hit is not None:
                 return hit
             self.check_reads()
-            try:
-                value, weight = build(files)
-            except QueryError as exc:
-                if not vanished(exc) or attempt == RETRIES:
-                    raise
-                self.engine.index.invalidate()  # the ETL replaced a file since it was listed
-                continue
-            self.reads += 1
-            if source == sql.ROLLUP or weight <= self.max_rows // 4:
-                lru.put(key, value, weight)
-            return value
+            with self._single_flight(key):  # concurrent misses of one key read it once
+                hit = lru.get(key)
+                if hit is not None:
+                    return hit
+                try:
+                    value, weight = build(files)
+                except QueryError as exc:
+                    if not vanished(exc) or attempt == RETRIES:
+                        raise
+                    self.engine.index.invalidate()  # the ETL replaced a file since it was listed
+                    continue
+                self.reads += 1
+                if source == sql.ROLLUP or weight <= self.max_rows // 4:
+                    lru.put(key, value, weight)
+                return value
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _single_flight(self, key: Hashable) -> Iterator[None]:
+        with self._flights_lock:
+            flight = self._flights.setdefault(key, [threading.Lock(), 0])
+            flight[1] += 1
+        try:
+            with flight[0]:
+                yield
+        finally:
+            with self._flights_lock:
+                flight[1] -= 1
+                if flight[1] == 0:
+                    del self._flights[key]

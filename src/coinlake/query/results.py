@@ -71,7 +71,7 @@ class Candle:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Stats:
     crypto: str
     currency: str

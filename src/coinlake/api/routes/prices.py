@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from coinlake.api import encode, models
@@ -48,6 +48,12 @@ async def _answer(cat: Catalogue, question: Callable[[], T]) -> T:
         return await run_in_threadpool(question)
 
 
+def _catalogue(request: Request) -> Catalogue:
+    """The app's catalogue (what `deps.CatalogueDep` gives), read here on the busy routes:
+    a dependency costs each request FastAPI's dependency resolution."""
+    return request.app.state.catalogue
+
+
 def _json(body: bytes, sub: Response) -> Response:
     """A JSON response with the headers the dependencies set (rate limit, quota)."""
     response = Response(body, media_type="application/json")
@@ -60,7 +66,7 @@ def router(require_key) -> APIRouter:
 
     @r.get("/prices/latest", response_model=models.LatestResponse, summary="Latest price per crypto")
     async def latest(
-        cat: CatalogueDep,
+        request: Request,
         response: Response,
         symbols: Annotated[
             str | None,
@@ -73,12 +79,13 @@ def router(require_key) -> APIRouter:
     ) -> Response:
         """Fresh: reads the stream's tail together with the lake, so a price is visible within a
         second of the stream accepting it, before the ETL has run."""
+        cat = _catalogue(request)
         cryptos = None if symbols is None else symbols.split(",")
         return _json(encode.latest(cat.latest(cryptos, currency)), response)
 
     @r.get("/prices", response_model=models.PricesResponse, summary="Raw price points, paginated")
     async def prices(
-        cat: CatalogueDep,
+        request: Request,
         response: Response,
         crypto: Crypto,
         start: Start = None,  # type: ignore[assignment]  # optional without `null` in the OpenAPI
@@ -87,6 +94,7 @@ def router(require_key) -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=512, description="Opaque cursor from the last page.")] = None,
         currency: Currency = "USD",
     ) -> Response:
+        cat = _catalogue(request)
         since, until = _when(start, "start"), _when(end, "end")
         page = await _answer(
             cat, lambda: cat.prices(crypto, since, until, limit=limit, cursor=cursor, currency=currency)
@@ -95,7 +103,7 @@ def router(require_key) -> APIRouter:
 
     @r.get("/candles", response_model=models.CandlesResponse, summary="OHLC candles")
     async def candles(
-        cat: CatalogueDep,
+        request: Request,
         response: Response,
         crypto: Crypto,
         interval: Annotated[Literal["1m", "5m", "15m", "1h", "4h", "1d"], Query(description="Candle width.")] = "1h",
@@ -103,19 +111,21 @@ def router(require_key) -> APIRouter:
         end: End = None,  # type: ignore[assignment]
         currency: Currency = "USD",
     ) -> Response:
+        cat = _catalogue(request)
         since, until = _when(start, "start"), _when(end, "end")
         rows = await _answer(cat, lambda: cat.candles(crypto, interval, since, until, currency=currency))
         return _json(encode.candles(crypto.upper(), currency.upper(), interval, rows), response)
 
     @r.get("/stats", response_model=models.StatsResponse, summary="First, last, min, max, mean, change %")
     async def stats(
-        cat: CatalogueDep,
+        request: Request,
         response: Response,
         crypto: Crypto,
         start: Start = None,  # type: ignore[assignment]  # optional without `null` in the OpenAPI
         end: End = None,  # type: ignore[assignment]
         currency: Currency = "USD",
     ) -> Response:
+        cat = _catalogue(request)
         since, until = _when(start, "start"), _when(end, "end")
         return _json(
             encode.stats(await _answer(cat, lambda: cat.stats(crypto, since, until, currency=currency))), response
