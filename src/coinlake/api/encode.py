@@ -48,13 +48,16 @@ def time(value: dt.datetime | None) -> str:
 
 
 def number(value: float) -> str:
-    """A float as pydantic writes it: the shortest repr, exponents without padding (`1e-7`)."""
+    """A float as pydantic writes it: the shortest repr, exponents without padding (`1e-7`)
+    and only below 1e-5 (`0.00005`) or from 1e16 up."""
     if not math.isfinite(value):
         return "null"
     s = repr(float(value))
     if "e" in s:
         mantissa, exponent = s.split("e")
-        s = f"{mantissa}e{int(exponent):+d}"
+        e = int(exponent)
+        # Python writes exponents from 1e-4 down, pydantic from below 1e-5 (and both from 1e16 up)
+        s = format(Decimal(s), "f") if -5 <= e < 0 else f"{mantissa}e{e:+d}"
     return s
 
 
@@ -97,7 +100,7 @@ class Bodies:
     """The last `size` bodies, by a head text and the identities of their rows (kept alive
     while remembered)."""
 
-    def __init__(self, size: int = 64):
+    def __init__(self, size: int = 32):
         self.size = size
         self._memo: dict[tuple[str, tuple[int, ...]], tuple[list[Any], bytes]] = {}
 
@@ -147,7 +150,11 @@ def latest(items: Iterable[Latest]) -> bytes:
 def prices(page: Page) -> bytes:
     """`models.PricesResponse`."""
     cursor = "null" if page.next_cursor is None else text(page.next_cursor)
-    return f'{{"data":[{_fragments.join(page.items, _point)}],"next_cursor":{cursor}}}'.encode()
+    return _bodies.get(
+        f"prices {cursor}",
+        page.items,
+        lambda: f'{{"data":[{_fragments.join(page.items, _point)}],"next_cursor":{cursor}}}'.encode(),
+    )
 
 
 def candles(crypto: str, currency: str, interval: str, rows: list[Candle]) -> bytes:

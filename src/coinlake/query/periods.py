@@ -145,14 +145,15 @@ class Month:
         got = self._buckets.get(interval)
         if got is None:  # two threads may both build it: the same value, the last one stays
             if interval == "1h":
-                pieces = [(p, candle_of(p)) for p in self.hours]
+                merged = self.hours
             else:
                 groups: dict[dt.datetime, list[Partial]] = {}
                 for p in self.hours:
                     groups.setdefault(bucket_start(p.bucket, interval), []).append(p)
                 merged = [merge_all(ps, b) for b, ps in sorted(groups.items())]
-                pieces = [(p, candle_of(p)) for p in merged]
-            got = self._buckets[interval] = ([p.bucket for p, _ in pieces], pieces)
+            pieces: list[Piece] = [(p, candle_of(p)) for p in merged]
+            got = ([p.bucket for p in merged], pieces)
+            self._buckets[interval] = got
         return got
 
     def total(self) -> Partial | None:

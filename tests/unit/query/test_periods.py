@@ -248,3 +248,27 @@ def test_lru_drops_the_least_recently_used_beyond_its_capacity():
     assert (lru.get("b"), lru.get("c"), lru.get("a"), lru.get("d")) == (None, None, 1, 4)
     lru.put("huge", 5, 4)  # heavier than the whole cache: not kept
     assert lru.get("huge") is None and lru.weight == 3
+
+
+def test_concurrent_questions_on_a_cold_cache_read_each_month_once(lake, fresh):
+    """Found under load: every request that missed read the same months again (32 at once)."""
+    import threading
+
+    cat = Catalogue(DuckDBEngine(lake.lake, lake.rollups), background=False, now=lambda: NOW)
+    try:
+        barrier = threading.Barrier(6)
+        answers: list = []
+
+        def ask() -> None:
+            barrier.wait()
+            answers.append(cat.candles("BTC", "1d", BASE, END))
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert cat.periods is not None and cat.periods.reads == 3  # October, November, December
+        assert answers == [fresh.candles("BTC", "1d", BASE, END)] * 6
+    finally:
+        cat.close()
