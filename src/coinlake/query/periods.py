@@ -3,7 +3,7 @@
 A data file never changes and its name carries its generation (`lake.current_files`), so
 the list of a folder's current files names its content exactly: whatever is computed from
 those files stays right for as long as the folder lists the same files. `PeriodCache`
-keeps, keyed by that list (and never by time):
+keeps, keyed by that list (never by time):
 
 - `Month`: a rollup month of one crypto and currency (`candles_1h`): its hourly partials,
   and, built on first use, its whole buckets per interval (4h, 1d, the month) with their
@@ -16,14 +16,17 @@ partition file) is read again, on the first question that needs it. Every range 
 the same way the SQL statements cut it, and merged with `Partial.merge`, so the answers
 are those of the statements, exactly.
 
-A month's file list is looked up again at most every `recheck` seconds (half the index's
-TTL by default, so what the ETL wrote is seen within 1.5 TTL) and at once after the
-index is invalidated.
+Freshness: a month's or hour's file list comes from the engine's index (listings cached
+for the index's TTL) and is asked for again at most every `recheck` seconds (half that
+TTL by default), and at once after the index is invalidated: what a pass wrote is seen
+within 1.5 TTL (1.5 s by default).
 
 Bounded: months least recently used beyond `max_months` are dropped, and hours beyond
-`max_rows` cached rows (an hour with more than a quarter of that is read each time it
-is needed, never kept). Thread-safe. The engine must offer `files(source, scope)` and
-`fetch_files(stmt, values, files)` (`DuckDBEngine`); `supports(engine)` says whether it does.
+`max_rows` cached rows (an hour with more than a quarter of that is read each time it is
+needed, never kept); the ranges and joins remembered are bounded too. Thread-safe;
+concurrent misses of one month or hour read it once. The engine must offer `files(source,
+scope)` and `fetch_files(stmt, values, files)` (`DuckDBEngine`); `supports(engine)` says
+whether it does.
 
 `with cache.cached_only(): ...` makes, in that thread, any question that would have to
 read storage raise `WouldRead` instead: an async caller answers from memory on its event
@@ -60,6 +63,8 @@ WIDTHS = {"1h": HOUR, "4h": 4 * HOUR, "1d": 24 * HOUR}
 _PREC = 80
 #: Ranges remembered per month (`Month.pieces`).
 _MEMO = 32
+#: Months and hours whose lookup is remembered for `recheck` seconds (`PeriodCache._recently`).
+_RECENT = 16_384
 
 #: A bucket's partial aggregates, with its candle when it is a cached whole bucket.
 Piece = tuple[Partial, Candle | None]
@@ -312,7 +317,8 @@ class PeriodCache:
         #: Seconds a month's file list is trusted (default: half the engine index's TTL).
         self.recheck = getattr(engine.index, "ttl", 0.0) / 2 if recheck is None else recheck
         self.clock = clock
-        self._recent: dict[tuple[str, str, int, int], tuple[float, int, Month | None]] = {}
+        self._recent: dict[tuple[Any, ...], tuple[float, int, Any]] = {}  # what was found, when
+        self._sweep_at = 0.0
         self.max_rows = max_rows
         self._months = _Lru(max_months)
         self._hours = _Lru(max_rows)
@@ -349,14 +355,25 @@ class PeriodCache:
     def month(self, crypto: str, currency: str, year: int, month: int) -> Month | None:
         """The rollup month (None: no rollup file for it). Its files are looked up again
         once `recheck` seconds have passed since the last look."""
-        key = (crypto, currency, year, month)
+        return self._recently(("month", crypto, currency, year, month), self._month)
+
+    def hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | None:
+        """The raw hour partition starting at `hour` (None: no partition file); its files
+        are looked up again once `recheck` seconds have passed since the last look."""
+        return self._recently(("hour", crypto, currency, hour), self._hour)
+
+    def _recently(self, key: tuple[Any, ...], find: Callable[..., Any]) -> Any:
         now = self.clock()
         seen = self._recent.get(key)
         if seen is not None and now - seen[0] < self.recheck and seen[1] == self._invalidations():
             return seen[2]
-        found = self._month(crypto, currency, year, month)
-        if len(self._recent) >= 4 * self._months.capacity:
-            self._recent = {}
+        found = find(*key[1:])
+        if now >= self._sweep_at or len(self._recent) >= _RECENT:
+            # drop what is due for a new look: an entry evicted from its cache is kept no longer
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < self.recheck}
+            self._sweep_at = now + self.recheck
+            if len(self._recent) >= _RECENT:
+                self._recent = {}
         self._recent[key] = (now, self._invalidations(), found)
         return found
 
@@ -374,8 +391,7 @@ class PeriodCache:
 
         return self._load(self._months, ("month", crypto, currency), sql.ROLLUP, Scope(crypto, start, end), build)
 
-    def hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | None:
-        """The raw hour partition starting at `hour` (None: no partition file)."""
+    def _hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | None:
         stmt = sql.statement("rows", self.engine.dialect)
         values = {"crypto": crypto, "currency": currency, "start": hour, "end": hour + HOUR}
 

@@ -272,3 +272,25 @@ def test_concurrent_questions_on_a_cold_cache_read_each_month_once(lake, fresh):
         assert answers == [fresh.candles("BTC", "1d", BASE, END)] * 6
     finally:
         cat.close()
+
+
+def test_what_a_pass_writes_shows_within_the_index_ttl_or_at_once_after_invalidate(tmp_path):
+    import time
+
+    lake = Lake(tmp_path)
+    try:
+        lake.load([record("BTC", BASE + dt.timedelta(minutes=5), "100")])
+        engine = DuckDBEngine(lake.lake, lake.rollups, index_ttl=0.3)
+        cat = Catalogue(engine, background=False, now=lambda: NOW)
+        day = (BASE, BASE + dt.timedelta(days=1))
+        assert [c.count for c in cat.candles("BTC", "1d", *day)] == [1]
+        lake.load([record("BTC", BASE + dt.timedelta(hours=2), "101")])
+        engine.index.invalidate()
+        assert [c.count for c in cat.candles("BTC", "1d", *day)] == [2]  # at once
+        lake.load([record("BTC", BASE + dt.timedelta(hours=3), "102")])
+        time.sleep(0.5)  # more than the TTL: listed again
+        assert [c.count for c in cat.candles("BTC", "1d", *day)] == [3]
+        assert cat.stats("BTC", *day).max == 102
+        cat.close()
+    finally:
+        lake.close()
