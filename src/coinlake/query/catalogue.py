@@ -58,7 +58,7 @@ from coinlake.query.params import (
     parse_instant,
 )
 from coinlake.query.partitions import HOUR, ceil_hour, floor_hour, hours_between, months_between
-from coinlake.query.periods import PeriodCache, Piece, WouldRead, bucket_start
+from coinlake.query.periods import PeriodCache, Piece, TooBig, WouldRead, bucket_start
 from coinlake.query.protocol import Engine, Scope
 from coinlake.query.results import (
     STATUS,
@@ -223,7 +223,15 @@ class Catalogue:
         h = floor_hour(after_ts)
         while len(out) < need and h < end:
             hour = self.periods.hour(crypto, currency, h)
-            if hour is not None:
+            if isinstance(hour, TooBig):  # not kept: this hour's page from its statement, with a LIMIT
+                self._check_reads()
+                stmt = sql.statement("page", self.engine.dialect)
+                hi = min(end, h + HOUR)
+                values = {"crypto": crypto, "currency": currency, "start": start, "end": hi,
+                          "after_ts": after_ts, "after_id": after_id, "limit": need - len(out)}  # fmt: skip
+                rows = self.engine.fetch(stmt, values, Scope(crypto, h, h + HOUR))
+                out.extend(PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows)
+            elif hour is not None:
                 out.extend(hour.page(start, end, after_ts, after_id, need - len(out)))
             h += HOUR
         return out
@@ -348,6 +356,11 @@ class Catalogue:
             for h in hours_between(lo, hi):  # the partial hours at the edges
                 hour = periods.hour(crypto, currency, h)
                 a, b = max(lo, h), min(hi, h + HOUR)
+                if isinstance(hour, TooBig):  # not kept: from its statement
+                    self._check_reads()
+                    parts = self._partials(crypto, currency, a, b, interval)
+                    segments.extend([(parts[k], None)] for k in sorted(parts))
+                    continue
                 p = None if hour is None else hour.partial(a, b, bucket_start(a, interval))
                 if p is not None:
                     segments.append([(p, None)])

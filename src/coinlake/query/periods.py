@@ -22,8 +22,9 @@ TTL by default), and at once after the index is invalidated: what a pass wrote i
 within 1.5 TTL (1.5 s by default).
 
 Bounded: months least recently used beyond `max_months` are dropped, and hours beyond
-`max_rows` cached rows (an hour with more than a quarter of that is read each time it is
-needed, never kept); the ranges and joins remembered are bounded too. Thread-safe;
+`max_rows` cached rows; an hour with more than `hour_cap` rows (a quarter of that) is not
+kept (`TOO_BIG`: its questions go to the engine's statements, which read with a LIMIT);
+the ranges and joins remembered are bounded too. Thread-safe;
 concurrent misses of one month or hour read it once. The engine must offer `files(source,
 scope)` and `fetch_files(stmt, values, files)` (`DuckDBEngine`); `supports(engine)` says
 whether it does.
@@ -211,6 +212,15 @@ class Month:
         return out
 
 
+class TooBig:
+    """An hour partition with more rows than the cache keeps (`PeriodCache.hour_cap`)."""
+
+    __slots__ = ()
+
+
+TOO_BIG = TooBig()
+
+
 class Hour:
     """A raw hour partition of one crypto and currency: its rows in lake order."""
 
@@ -320,6 +330,8 @@ class PeriodCache:
         self._recent: dict[tuple[Any, ...], tuple[float, int, Any]] = {}  # what was found, when
         self._sweep_at = 0.0
         self.max_rows = max_rows
+        #: An hour with more rows than this is not kept (at most this many + 1 are read to know).
+        self.hour_cap = max(1, max_rows // 4)
         self._months = _Lru(max_months)
         self._hours = _Lru(max_rows)
         self._local = threading.local()
@@ -357,9 +369,10 @@ class PeriodCache:
         once `recheck` seconds have passed since the last look."""
         return self._recently(("month", crypto, currency, year, month), self._month)
 
-    def hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | None:
-        """The raw hour partition starting at `hour` (None: no partition file); its files
-        are looked up again once `recheck` seconds have passed since the last look."""
+    def hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | TooBig | None:
+        """The raw hour partition starting at `hour` (None: no partition file; `TOO_BIG`:
+        more rows than `hour_cap`, ask the engine); its files are looked up again once
+        `recheck` seconds have passed since the last look."""
         return self._recently(("hour", crypto, currency, hour), self._hour)
 
     def _recently(self, key: tuple[Any, ...], find: Callable[..., Any]) -> Any:
@@ -391,12 +404,14 @@ class PeriodCache:
 
         return self._load(self._months, ("month", crypto, currency), sql.ROLLUP, Scope(crypto, start, end), build)
 
-    def _hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | None:
+    def _hour(self, crypto: str, currency: str, hour: dt.datetime) -> Hour | TooBig | None:
         stmt = sql.statement("rows", self.engine.dialect)
-        values = {"crypto": crypto, "currency": currency, "start": hour, "end": hour + HOUR}
+        values = {"crypto": crypto, "currency": currency, "start": hour, "end": hour + HOUR, "limit": self.hour_cap + 1}
 
-        def build(files: list[str]) -> tuple[Hour, int]:
+        def build(files: list[str]) -> tuple[Hour | TooBig, int]:
             rows = self.engine.fetch_files(stmt, values, files)
+            if len(rows) > self.hour_cap:
+                return TOO_BIG, 1  # remembered as such: its questions go to the engine
             entry = Hour(crypto, currency, [(engine_time(t), e, p) for t, e, p in rows])
             return entry, max(1, len(entry))
 
@@ -431,8 +446,7 @@ class PeriodCache:
                     self.engine.index.invalidate()  # the ETL replaced a file since it was listed
                     continue
                 self.reads += 1
-                if source == sql.ROLLUP or weight <= self.max_rows // 4:
-                    lru.put(key, value, weight)
+                lru.put(key, value, weight)
                 return value
         raise AssertionError("unreachable")  # pragma: no cover
 

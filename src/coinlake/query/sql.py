@@ -149,7 +149,7 @@ ORDER BY "timestamp", event_id
 {limit}
 """
 
-#: Every row of a range, in lake order: what the closed-period cache keeps of an hour partition.
+#: The rows of a range in lake order, at most a limit: what the closed-period cache keeps of an hour.
 _ROWS = """
 SELECT "timestamp", event_id, price
 FROM {raw}
@@ -157,6 +157,7 @@ WHERE crypto = :crypto{raw_prune}
   AND currency = :currency
   AND "timestamp" >= :start AND "timestamp" < :end
 ORDER BY "timestamp", event_id
+{limit}
 """
 
 _LATEST = """
@@ -191,7 +192,7 @@ TEMPLATES: dict[str, tuple[str, str, bool, bool]] = {
     "partials_raw": (_PARTIALS_RAW, RAW, True, False),
     "partials_rollup": (_PARTIALS_ROLLUP, ROLLUP, True, False),
     "page": (_PAGE, RAW, False, True),
-    "rows": (_ROWS, RAW, False, False),
+    "rows": (_ROWS, RAW, False, True),
     "latest": (_LATEST, RAW, False, False),
     "inventory_rollup": (_INVENTORY_ROLLUP, ROLLUP, False, False),
     "inventory_raw": (_INVENTORY_RAW, RAW, False, False),

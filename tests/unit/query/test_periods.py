@@ -224,16 +224,21 @@ def test_cached_only_answers_from_memory_or_raises_would_read(lake):
         cat.close()
 
 
-def test_the_cache_is_bounded_and_stays_exact(lake, fresh):
+@pytest.mark.parametrize("max_rows", [40, 4])  # 4: every hour of more than one row is too big to keep
+def test_the_cache_is_bounded_and_stays_exact(lake, fresh, max_rows):
     engine = DuckDBEngine(lake.lake, lake.rollups, index_ttl=0)
     cat = Catalogue(engine, background=False, now=lambda: NOW)
-    cat.periods = PeriodCache(engine, max_months=1, max_rows=40)
+    cat.periods = PeriodCache(engine, max_months=1, max_rows=max_rows)
     try:
         for start, end in RANGES[:3]:
             assert _answers(cat, start, end) == _answers(fresh, start, end)
         page = cat.prices("BTC", BASE, END, limit=300)
         assert page == fresh.prices("BTC", BASE, END, limit=300)
-        assert len(cat.periods._months) <= 1 and cat.periods._hours.weight <= 40
+        after = page.next_cursor
+        assert cat.prices("BTC", BASE, END, limit=50, cursor=after) == fresh.prices(
+            "BTC", BASE, END, limit=50, cursor=after
+        )
+        assert len(cat.periods._months) <= 1 and cat.periods._hours.weight <= max_rows
     finally:
         cat.close()
 
