@@ -90,8 +90,9 @@ __all__ = [
 class Catalogue:
     """The API's questions over one engine (and, for `latest`, the stream tail).
 
-    Thread-safe; `latest` is cheap enough to call inline from an async handler (µs), the
-    other questions run DuckDB queries (ms) and belong in a worker thread.
+    Thread-safe; `latest` is cheap enough to call inline from an async handler (µs). The
+    other questions may read the lake (ms): an async caller asks within `cached_only()`,
+    which answers from memory or raises `WouldRead`, and asks again in a worker thread.
     """
 
     def __init__(
