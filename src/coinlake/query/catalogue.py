@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
@@ -77,6 +79,8 @@ from coinlake.query.results import (
 )
 from coinlake.query.tail import StreamTail
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_CANDLE_RANGES", "DEFAULT_CANDLE_SPANS", "INTERVALS", "STATUS", "BadRequest", "Candle", "Catalogue",
     "CryptoInfo", "Latest", "Limits", "MaxPrice", "Page", "PricePoint", "Stats", "WouldRead", "decode_cursor",
@@ -112,6 +116,8 @@ class Catalogue:
         #: Rollup months and raw hours by generation (None: the engine cannot name its files).
         self.periods = PeriodCache(engine) if cache_periods and PeriodCache.supports(engine) else None
         self._stats: dict[tuple, tuple[Partial, Stats]] = {}  # the last answers, by their partial
+        self._warming: threading.Thread | None = None
+        self._closing = threading.Event()
         self.tail = tail
         self.limits = limits or Limits()
         self._now = now
@@ -121,11 +127,35 @@ class Catalogue:
 
     def warm(self) -> None:
         """Read the stream tail and fill the caches now (call it at start-up), so the first
-        requests do not pay for them."""
+        requests do not pay for them; the newest rollup months are read into the closed-period
+        cache by a background thread (`close()` stops it)."""
         if self.tail is not None:
             self.tail.refresh(force=True)
         self._lake_latest.get()
-        self._inventory.get()
+        inventory = self._inventory.get()
+        if self.periods is not None and self.engine.has_rollups and self._warming is None:
+            self._warming = threading.Thread(
+                target=self._warm_months, args=(inventory,), name="coinlake-warm-months", daemon=True
+            )
+            self._warming.start()
+
+    def _warm_months(self, inventory: list[CryptoInfo]) -> None:
+        """The newest months of each crypto and currency, newest first, up to half the cache."""
+        assert self.periods is not None
+        wanted = [
+            (info.crypto, currency, y, m)
+            for info in inventory
+            for currency in info.currencies
+            for y, m in reversed(months_between(info.first, info.last + dt.timedelta(microseconds=1)))
+        ]
+        wanted.sort(key=lambda w: (-w[2], -w[3]))  # every crypto's newest months first
+        for crypto, currency, y, m in wanted[: self.periods.max_months // 2]:
+            if self._closing.is_set():
+                return
+            try:
+                self.periods.month(crypto, currency, y, m)
+            except Exception as exc:  # a damaged file: the question that needs it says so
+                log.debug("warming %s %s %d-%02d: %s", crypto, currency, y, m, exc)
 
     @contextlib.contextmanager
     def cached_only(self) -> Iterator[None]:
@@ -138,6 +168,9 @@ class Catalogue:
             yield
 
     def close(self) -> None:
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()  # at most one month's read
         self.engine.close()
         if self.tail is not None:
             self.tail.close()

@@ -330,6 +330,7 @@ class PeriodCache:
         self._recent: dict[tuple[Any, ...], tuple[float, int, Any]] = {}  # what was found, when
         self._sweep_at = 0.0
         self.max_rows = max_rows
+        self.max_months = max_months
         #: An hour with more rows than this is not kept (at most this many + 1 are read to know).
         self.hour_cap = max(1, max_rows // 4)
         self._months = _Lru(max_months)

@@ -299,3 +299,16 @@ def test_what_a_pass_writes_shows_within_the_index_ttl_or_at_once_after_invalida
         cat.close()
     finally:
         lake.close()
+
+
+def test_warm_reads_the_newest_rollup_months_in_the_background(lake, fresh):
+    cat = Catalogue(DuckDBEngine(lake.lake, lake.rollups), background=False, now=lambda: NOW)
+    try:
+        cat.warm()
+        assert cat._warming is not None
+        cat._warming.join()
+        with cat.cached_only():  # every month is in memory: no read needed
+            assert cat.candles("BTC", "1d", BASE, END) == fresh.candles("BTC", "1d", BASE, END)
+            assert cat.stats("BTC", BASE, END, currency="EUR") == fresh.stats("BTC", BASE, END, currency="EUR")
+    finally:
+        cat.close()
