@@ -140,11 +140,18 @@ def _point(p: PricePoint) -> str:
 def latest(items: Iterable[Latest]) -> bytes:
     """`models.LatestResponse`."""
     rows = ",".join(
-        f'{{"crypto":{text(x.crypto)},"currency":{text(x.currency)},"price":{decimal(x.price)},'
-        f'"timestamp":{time(x.timestamp)},"age_seconds":{number(x.age_seconds)},"source":{text(x.source)}}}'
+        f'{_latest_head(x.crypto, x.currency, x.price, x.timestamp)}{number(x.age_seconds)},"source":{text(x.source)}}}'
         for x in items
     )
     return f'{{"data":[{rows}]}}'.encode()
+
+
+@functools.lru_cache(maxsize=1024)  # a price is asked for many times before the next one
+def _latest_head(crypto: str, currency: str, price: Decimal, timestamp: dt.datetime) -> str:
+    return (
+        f'{{"crypto":{text(crypto)},"currency":{text(currency)},"price":{decimal(price)},'
+        f'"timestamp":{time(timestamp)},"age_seconds":'
+    )
 
 
 def prices(page: Page) -> bytes:

@@ -33,6 +33,7 @@ Times are UTC; a naive datetime is taken as UTC. Ranges are half-open [start, en
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import logging
@@ -117,6 +118,7 @@ class Catalogue:
         self.periods = PeriodCache(engine) if cache_periods and PeriodCache.supports(engine) else None
         self._stats: dict[tuple, tuple[Partial, Stats]] = {}  # the last answers, by their partial
         self._warming: threading.Thread | None = None
+        self._merged: tuple[dict, dict, list] | None = None  # `_newest`
         self._closing = threading.Event()
         self.tail = tail
         self.limits = limits or Limits()
@@ -137,7 +139,15 @@ class Catalogue:
             self._warming = threading.Thread(
                 target=self._warm_months, args=(inventory,), name="coinlake-warm-months", daemon=True
             )
+            # A process that exits without close() stops it too (a read cut by the interpreter's
+            # exit aborts the process).
+            atexit.register(self._stop_warming)
             self._warming.start()
+
+    def _stop_warming(self) -> None:
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()  # at most one month's read
 
     def _warm_months(self, inventory: list[CryptoInfo]) -> None:
         """The newest months of each crypto and currency, newest first, up to half the cache."""
@@ -168,9 +178,8 @@ class Catalogue:
             yield
 
     def close(self) -> None:
-        self._closing.set()
-        if self._warming is not None:
-            self._warming.join()  # at most one month's read
+        self._stop_warming()
+        atexit.unregister(self._stop_warming)
         self.engine.close()
         if self.tail is not None:
             self.tail.close()
@@ -184,24 +193,39 @@ class Catalogue:
         cur = None if currency is None else self._currency(currency)
         tail = self.tail.latest() if self.tail is not None else {}
         lake = self._lake_latest.get()
-        known = set(self.engine.index.cryptos()) | {k[0] for k in tail} | {k[0] for k in lake}
-        wanted = None if cryptos is None else list(dict.fromkeys(self._crypto(c, known) for c in cryptos))
+        newest = self._newest(tail, lake)
+        wanted = None
+        if cryptos is not None:
+            known = set(self.engine.index.cryptos()) | {k[0] for k in tail} | {k[0] for k in lake}
+            wanted = list(dict.fromkeys(self._crypto(c, known) for c in cryptos))
         now = self._now()
         out = []
-        for key in sorted(set(tail) | set(lake)):
-            if (wanted is not None and key[0] not in wanted) or (cur is not None and key[1] != cur):
+        for crypto, cur_, price, at, source in newest:
+            if (wanted is not None and crypto not in wanted) or (cur is not None and cur_ != cur):
                 continue
-            t, lk = tail.get(key), lake.get(key)
-            if t is not None and (lk is None or t.timestamp >= lk[1]):
-                price, at, source = t.price, t.timestamp, "stream"
-            else:
-                assert lk is not None
-                price, at, source = lk[0], lk[1], "lake"
             age = max(0.0, (now - at).total_seconds())
-            out.append(Latest(key[0], key[1], _trim(price), at, age, source))  # type: ignore[arg-type]
+            out.append(Latest(crypto, cur_, price, at, age, source))  # type: ignore[arg-type]
         if wanted is not None:
             order = {c: i for i, c in enumerate(wanted)}
             out.sort(key=lambda x: (order[x.crypto], x.currency))
+        return out
+
+    def _newest(self, tail: dict, lake: dict) -> list[tuple[str, str, Decimal, dt.datetime, str]]:
+        """(crypto, currency, price, time, source) of the newer of tail and lake per key, sorted.
+        Both dicts are replaced, never changed, when they refresh: the merge is remembered
+        for the pair it was made of."""
+        seen = self._merged
+        if seen is not None and seen[0] is tail and seen[1] is lake:
+            return seen[2]
+        out = []
+        for key in sorted(set(tail) | set(lake)):
+            t, lk = tail.get(key), lake.get(key)
+            if t is not None and (lk is None or t.timestamp >= lk[1]):
+                out.append((key[0], key[1], _trim(t.price), t.timestamp, "stream"))
+            else:
+                assert lk is not None
+                out.append((key[0], key[1], _trim(lk[0]), lk[1], "lake"))
+        self._merged = (tail, lake, out)
         return out
 
     def _read_lake_latest(self) -> dict[tuple[str, str], tuple[Decimal, dt.datetime]]:
