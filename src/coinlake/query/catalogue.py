@@ -117,6 +117,7 @@ class Catalogue:
         #: Rollup months and raw hours by generation (None: the engine cannot name its files).
         self.periods = PeriodCache(engine) if cache_periods and PeriodCache.supports(engine) else None
         self._stats: dict[tuple, tuple[Partial, Stats]] = {}  # the last answers, by their partial
+        self._local = getattr(getattr(engine, "lake", None), "local", False)  # a local lake: listings are cheap
         self._warming: threading.Thread | None = None
         self._merged: tuple[dict, dict, list] | None = None  # `_newest`
         self._closing = threading.Event()
@@ -171,8 +172,9 @@ class Catalogue:
     def cached_only(self) -> Iterator[None]:
         """Within, in this thread: a question that would read the lake or the rollups raises
         `WouldRead` instead (so an async caller answers what memory holds on its event loop,
-        and runs the rest in a worker thread). `latest` and `cryptos` answer from memory."""
-        if self.periods is None:
+        and runs the rest in a worker thread). `latest` and `cryptos` answer from memory. On
+        an object store every question raises it: listing a folder there is a network call."""
+        if self.periods is None or not self._local:
             raise WouldRead
         with self.periods.cached_only():
             yield

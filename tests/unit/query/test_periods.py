@@ -312,3 +312,27 @@ def test_warm_reads_the_newest_rollup_months_in_the_background(lake, fresh):
             assert cat.stats("BTC", BASE, END, currency="EUR") == fresh.stats("BTC", BASE, END, currency="EUR")
     finally:
         cat.close()
+
+
+def test_on_an_object_store_cached_only_always_sends_the_question_to_a_thread(tmp_path, s3_bucket):
+    """Listing a folder there is a network call: never on an event loop."""
+    from coinlake.storage import Storage
+
+    local = Lake(tmp_path / "local")
+    try:
+        local.load(_points(3, BOUNDARIES[0] - dt.timedelta(hours=3), BOUNDARIES[0] + dt.timedelta(hours=3)))
+        lake, rollups = Storage(f"s3://{s3_bucket}/lake"), Storage(f"s3://{s3_bucket}/rollups")
+        for src, dst in ((local.lake, lake), (local.rollups, rollups)):
+            for f in src.list("", suffix=".parquet"):
+                dst.write_atomic(f.key, src.read(f.key))
+        cat = Catalogue(DuckDBEngine(lake, rollups), background=False, now=lambda: NOW)
+        try:
+            day = (BOUNDARIES[0] - dt.timedelta(days=1), BOUNDARIES[0] + dt.timedelta(days=1))
+            want = cat.candles("BTC", "1h", *day)
+            assert want and cat.periods is not None
+            with pytest.raises(WouldRead), cat.cached_only():
+                cat.candles("BTC", "1h", *day)
+        finally:
+            cat.close()
+    finally:
+        local.close()
