@@ -310,14 +310,18 @@ class _Lru:
 
 
 class PeriodCache:
-    """Months and hours of one engine's lake, keyed by the files they were computed from."""
+    """Months and hours of one engine's lake, keyed by the files they were computed from.
+
+    Memory, measured on minute data: about 1.2 MiB per month with its 1h, 4h and 1d buckets
+    built (96 months: ~115 MiB; a year of 3 cryptos is 39 months), and ~15-30 MiB per
+    50,000 cached rows with their points."""
 
     def __init__(
         self,
         engine: Any,
         *,
-        max_months: int = 512,
-        max_rows: int = 200_000,
+        max_months: int = 96,
+        max_rows: int = 100_000,
         recheck: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
