@@ -29,12 +29,22 @@ async def single_valued_query(request: Request) -> None:
     """Every query parameter of the API is a single value: one of the route's parameters
     given twice (`?crypto=BTC&crypto=ETH`) is a 400 `bad_parameter`, never "the last one
     wins". Parameters the route does not declare are ignored, repeated or not."""
-    declared = _declared(request.scope.get("route"))
+    route = request.scope.get("route")
+    hit = _DECLARED.get(id(route))
+    if hit is not None and hit[0] is route:
+        declared = hit[1]
+    else:
+        declared = _declared(route)
+        if len(_DECLARED) < 1024:  # one entry per route; the route is held, so its id stays its own
+            _DECLARED[id(route)] = (route, declared)
     seen: set[str] = set()
     for name, _ in request.query_params.multi_items():
         if name in seen and name in declared:
             raise ApiError(400, "bad_parameter", f"{name}: given more than once; give it once")
         seen.add(name)
+
+
+_DECLARED: dict[int, tuple[object, frozenset[str]]] = {}
 
 
 def _declared(route: object) -> frozenset[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -51,11 +52,24 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """A pure ASGI middleware (cheaper than BaseHTTPMiddleware) that counts and times requests."""
+    """A pure ASGI middleware (cheaper than BaseHTTPMiddleware) that counts and times requests.
+
+    The labelled children of the counter and the histogram are looked up once per (route,
+    method, status) and kept (`labels()` validates and locks on every call); their number
+    is bounded by the routes, methods and statuses the app has."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _child(self, path: str, method: str, status: int) -> tuple[Any, Any]:
+        key = (path, method, status)
+        child = self._children.get(key)
+        if child is None:
+            m = self.metrics
+            child = self._children[key] = (m.requests.labels(path, method, str(status)), m.latency.labels(path))
+        return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,6 +87,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            requests, latency = self._child(getattr(scope.get("route"), "path", "unmatched"), scope["method"], status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)

@@ -26,15 +26,24 @@ How each question is read (see `sql.py` for the statements):
 - prices: raw partitions, walked in growing windows from the cursor on, so a page reads
   only the hours it needs.
 
+On an engine that names the files it reads (DuckDB), rollup months and raw hours come
+from the closed-period cache (`periods.PeriodCache`), keyed by the files' generations: a
+month or hour is read once per generation, and a year of candles merges cached buckets.
+The answers are the same as the statements' (`cache_periods=False` asks the engine every time).
+
 Times are UTC; a naive datetime is taken as UTC. Ranges are half-open [start, end).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
+import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any, Protocol
 
@@ -54,7 +63,8 @@ from coinlake.query.params import (
     parse_day,
     parse_instant,
 )
-from coinlake.query.partitions import HOUR, ceil_hour, floor_hour
+from coinlake.query.partitions import HOUR, ceil_hour, floor_hour, hours_between, months_between
+from coinlake.query.periods import PeriodCache, Piece, TooBig, WouldRead, bucket_start
 from coinlake.query.protocol import Engine, Scope
 from coinlake.query.results import (
     STATUS,
@@ -67,14 +77,18 @@ from coinlake.query.results import (
     Partial,
     PricePoint,
     Stats,
+    candle_of,
     engine_time,
+    trim,
 )
 from coinlake.query.tail import TailPrice
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_CANDLE_RANGES", "DEFAULT_CANDLE_SPANS", "INTERVALS", "STATUS", "BadRequest", "Candle", "Catalogue",
-    "CryptoInfo", "Latest", "Limits", "MaxPrice", "Page", "PricePoint", "Stats", "decode_cursor", "encode_cursor",
-    "parse_day", "parse_instant",
+    "CryptoInfo", "Latest", "Limits", "MaxPrice", "Page", "PricePoint", "Stats", "WouldRead", "decode_cursor",
+    "encode_cursor", "parse_day", "parse_instant",
 ]  # fmt: skip
 
 
@@ -95,8 +109,9 @@ class Tail(Protocol):
 class Catalogue:
     """The API's questions over one engine (and, for `latest`, the stream tail).
 
-    Thread-safe; `latest` is cheap enough to call inline from an async handler (µs), the
-    other questions run DuckDB queries (ms) and belong in a worker thread.
+    Thread-safe; `latest` is cheap enough to call inline from an async handler (µs). The
+    other questions may read the lake (ms): an async caller asks within `cached_only()`,
+    which answers from memory or raises `WouldRead`, and asks again in a worker thread.
     """
 
     def __init__(
@@ -110,8 +125,16 @@ class Catalogue:
         background: bool = True,
         now: Callable[[], dt.datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
+        cache_periods: bool = True,
     ):
         self.engine = engine
+        #: Rollup months and raw hours by generation (None: the engine cannot name its files).
+        self.periods = PeriodCache(engine) if cache_periods and PeriodCache.supports(engine) else None
+        self._stats: dict[tuple, tuple[Partial, Stats]] = {}  # the last answers, by their partial
+        self._local = getattr(getattr(engine, "lake", None), "local", False)  # a local lake: listings are cheap
+        self._warming: threading.Thread | None = None
+        self._merged: tuple[dict, dict, list] | None = None  # `_newest`
+        self._closing = threading.Event()
         self.tail = tail
         self.limits = limits or Limits()
         self._now = now
@@ -121,13 +144,58 @@ class Catalogue:
 
     def warm(self) -> None:
         """Read the stream tail and fill the caches now (call it at start-up), so the first
-        requests do not pay for them."""
+        requests do not pay for them; the newest rollup months are read into the closed-period
+        cache by a background thread (`close()` stops it)."""
         if self.tail is not None:
             self.tail.refresh(force=True)
         self._lake_latest.get()
-        self._inventory.get()
+        inventory = self._inventory.get()
+        if self.periods is not None and self.engine.has_rollups and self._warming is None:
+            self._warming = threading.Thread(
+                target=self._warm_months, args=(inventory,), name="coinlake-warm-months", daemon=True
+            )
+            # A process that exits without close() stops it too (a read cut by the interpreter's
+            # exit aborts the process).
+            atexit.register(self._stop_warming)
+            self._warming.start()
+
+    def _stop_warming(self) -> None:
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()  # at most one month's read
+
+    def _warm_months(self, inventory: list[CryptoInfo]) -> None:
+        """The newest months of each crypto and currency, newest first, up to half the cache."""
+        assert self.periods is not None
+        wanted = [
+            (info.crypto, currency, y, m)
+            for info in inventory
+            for currency in info.currencies
+            for y, m in reversed(months_between(info.first, info.last + dt.timedelta(microseconds=1)))
+        ]
+        wanted.sort(key=lambda w: (-w[2], -w[3]))  # every crypto's newest months first
+        for crypto, currency, y, m in wanted[: self.periods.max_months // 2]:
+            if self._closing.is_set():
+                return
+            try:
+                self.periods.month(crypto, currency, y, m)
+            except Exception as exc:  # a damaged file: the question that needs it says so
+                log.debug("warming %s %s %d-%02d: %s", crypto, currency, y, m, exc)
+
+    @contextlib.contextmanager
+    def cached_only(self) -> Iterator[None]:
+        """Within, in this thread: a question that would read the lake or the rollups raises
+        `WouldRead` instead (so an async caller answers what memory holds on its event loop,
+        and runs the rest in a worker thread). `latest` and `cryptos` answer from memory. On
+        an object store every question raises it: listing a folder there is a network call."""
+        if self.periods is None or not self._local:
+            raise WouldRead
+        with self.periods.cached_only():
+            yield
 
     def close(self) -> None:
+        self._stop_warming()
+        atexit.unregister(self._stop_warming)
         self.engine.close()
         if self.tail is not None:
             self.tail.close()
@@ -143,28 +211,44 @@ class Catalogue:
         cur = None if currency is None else self._currency(currency)
         tail = self.tail.latest() if self.tail is not None else {}
         if _covers(self.tail, tail, cryptos, cur):  # a complete tail answers alone: no lake query
-            lake: dict[tuple[str, str], tuple[Decimal, dt.datetime]] = {}
-            known = {k[0] for k in tail}
+            lake: dict[tuple[str, str], tuple[Decimal, dt.datetime]] = _NO_LAKE
         else:
             lake = self._lake_latest.get()
-            known = set(self.engine.index.cryptos()) | {k[0] for k in tail} | {k[0] for k in lake}
-        wanted = None if cryptos is None else list(dict.fromkeys(self._crypto(c, known) for c in cryptos))
+        newest = self._newest(tail, lake)
+        wanted = None
+        if cryptos is not None:
+            known = {k[0] for k in tail} | {k[0] for k in lake}
+            if lake is not _NO_LAKE:
+                known |= set(self.engine.index.cryptos())
+            wanted = list(dict.fromkeys(self._crypto(c, known) for c in cryptos))
         now = self._now()
         out = []
-        for key in sorted(set(tail) | set(lake)):
-            if (wanted is not None and key[0] not in wanted) or (cur is not None and key[1] != cur):
+        for crypto, cur_, price, at, source in newest:
+            if (wanted is not None and crypto not in wanted) or (cur is not None and cur_ != cur):
                 continue
-            t, lk = tail.get(key), lake.get(key)
-            if t is not None and (lk is None or t.timestamp >= lk[1]):
-                price, at, source = t.price, t.timestamp, "stream"
-            else:
-                assert lk is not None
-                price, at, source = lk[0], lk[1], "lake"
             age = max(0.0, (now - at).total_seconds())
-            out.append(Latest(key[0], key[1], _trim(price), at, age, source))  # type: ignore[arg-type]
+            out.append(Latest(crypto, cur_, price, at, age, source))  # type: ignore[arg-type]
         if wanted is not None:
             order = {c: i for i, c in enumerate(wanted)}
             out.sort(key=lambda x: (order[x.crypto], x.currency))
+        return out
+
+    def _newest(self, tail: Mapping, lake: Mapping) -> list[tuple[str, str, Decimal, dt.datetime, str]]:
+        """(crypto, currency, price, time, source) of the newer of tail and lake per key, sorted.
+        Both dicts are replaced, never changed, when they refresh: the merge is remembered
+        for the pair it was made of."""
+        seen = self._merged
+        if seen is not None and seen[0] is tail and seen[1] is lake:
+            return seen[2]
+        out = []
+        for key in sorted(set(tail) | set(lake)):
+            t, lk = tail.get(key), lake.get(key)
+            if t is not None and (lk is None or t.timestamp >= lk[1]):
+                out.append((key[0], key[1], _trim(t.price), t.timestamp, "stream"))
+            else:
+                assert lk is not None
+                out.append((key[0], key[1], _trim(lk[0]), lk[1], "lake"))
+        self._merged = (tail, lake, out)
         return out
 
     def _read_lake_latest(self) -> dict[tuple[str, str], tuple[Decimal, dt.datetime]]:
@@ -202,11 +286,36 @@ class Catalogue:
             after_ts, after_id = decode_cursor(cursor, crypto, currency)
             if not start <= after_ts < end:
                 raise BadRequest("bad_cursor", "the cursor is outside the requested range")
-        rows = self._walk(crypto, currency, start, end, after_ts, after_id, limit + 1)
-        items = [PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows[:limit]]
-        more = len(rows) > limit
+        if self.periods is not None:
+            found = self._walk_hours(crypto, currency, start, end, after_ts, after_id, limit + 1)
+        else:
+            rows = self._walk(crypto, currency, start, end, after_ts, after_id, limit + 1)
+            found = [PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows]
+        items = found[:limit]
+        more = len(found) > limit
         next_cursor = encode_cursor(items[-1].timestamp, items[-1].event_id, crypto, currency) if more else None
         return Page(items, next_cursor)
+
+    def _walk_hours(self, crypto, currency, start, end, after_ts, after_id, need: int) -> list[PricePoint]:
+        """Points after (after_ts, after_id), in order, at most `need`: hour by hour from the
+        closed-period cache, reading only the hours it needs."""
+        assert self.periods is not None
+        out: list[PricePoint] = []
+        h = floor_hour(after_ts)
+        while len(out) < need and h < end:
+            hour = self.periods.hour(crypto, currency, h)
+            if isinstance(hour, TooBig):  # not kept: this hour's page from its statement, with a LIMIT
+                self._check_reads()
+                stmt = sql.statement("page", self.engine.dialect)
+                hi = min(end, h + HOUR)
+                values = {"crypto": crypto, "currency": currency, "start": start, "end": hi,
+                          "after_ts": after_ts, "after_id": after_id, "limit": need - len(out)}  # fmt: skip
+                rows = self.engine.fetch(stmt, values, Scope(crypto, h, h + HOUR))
+                out.extend(PricePoint(crypto, currency, _trim(p), engine_time(t), e) for t, e, p in rows)
+            elif hour is not None:
+                out.extend(hour.page(start, end, after_ts, after_id, need - len(out)))
+            h += HOUR
+        return out
 
     def _walk(self, crypto, currency, start, end, after_ts, after_id, need: int) -> list[tuple]:
         """Rows after (after_ts, after_id), in order, at most `need`, reading windows of
@@ -255,11 +364,7 @@ class Catalogue:
         crypto, currency = self._crypto(crypto), self._currency(currency)
         limits = self.limits
         start, end = self._range(start, end, limits.candle_spans[interval], limits.candle_ranges[interval])
-        parts = self._partials(crypto, currency, start, end, interval)
-        return [
-            Candle(p.bucket, _trim(p.open), _trim(p.high), _trim(p.low), _trim(p.close), p.count)
-            for p in (parts[b] for b in sorted(parts))
-        ]
+        return [c if c is not None else candle_of(p) for p, c in self._pieces(crypto, currency, start, end, interval)]
 
     def stats(
         self,
@@ -272,9 +377,20 @@ class Catalogue:
         """First, last, min, max, mean, change % and count of the points in [start, end)."""
         crypto, currency = self._crypto(crypto), self._currency(currency)
         start, end = self._range(start, end, self.limits.stats_span, self.limits.stats_range)
-        p = _one(self._partials(crypto, currency, start, end, sql.ALL))
+        p = _one(self._pieces(crypto, currency, start, end, sql.ALL))
         if p is None:
             return Stats(crypto, currency, start, end, 0)
+        key = (crypto, currency, start, end)
+        seen = self._stats.get(key)
+        if seen is not None and seen[0] is p:  # the same cached partial: the same answer
+            return seen[1]
+        stats = self._stats_of(crypto, currency, start, end, p)
+        if len(self._stats) >= 256:
+            self._stats = {}
+        self._stats[key] = (p, stats)
+        return stats
+
+    def _stats_of(self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, p: Partial) -> Stats:
         with localcontext() as ctx:
             ctx.prec = 60
             mean = (p.sum / p.count).quantize(_Q12, ROUND_HALF_EVEN)
@@ -299,8 +415,37 @@ class Catalogue:
         crypto, currency = self._crypto(coin), self._currency(currency)
         if end - start > self.limits.stats_range:
             raise BadRequest("range_too_large", f"the range may span at most {self.limits.stats_range.days} days")
-        p = _one(self._partials(crypto, currency, start, end, sql.ALL))
+        p = _one(self._pieces(crypto, currency, start, end, sql.ALL))
         return None if p is None else MaxPrice(p.high_at, _trim(p.high))
+
+    def _pieces(self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str) -> list[Piece]:
+        """Partial aggregates per bucket of the points in [start, end), in time order (with
+        the cached candle of a whole closed bucket)."""
+        periods = self.periods
+        if periods is None or interval in RAW_INTERVALS or not self.engine.has_rollups:
+            self._check_reads()
+            parts = self._partials(crypto, currency, start, end, interval)
+            return [(parts[b], None) for b in sorted(parts)]
+        segments: list[list[Piece]] = []
+        for source, lo, hi in self._plan(start, end, interval):
+            if source == sql.ROLLUP:
+                for y, m in months_between(lo, hi):
+                    month = periods.month(crypto, currency, y, m)
+                    if month is not None:
+                        segments.append(month.pieces(interval, lo, hi))
+                continue
+            for h in hours_between(lo, hi):  # the partial hours at the edges
+                hour = periods.hour(crypto, currency, h)
+                a, b = max(lo, h), min(hi, h + HOUR)
+                if isinstance(hour, TooBig):  # not kept: from its statement
+                    self._check_reads()
+                    parts = self._partials(crypto, currency, a, b, interval)
+                    segments.extend([(parts[k], None)] for k in sorted(parts))
+                    continue
+                p = None if hour is None else hour.partial(a, b, bucket_start(a, interval))
+                if p is not None:
+                    segments.append([(p, None)])
+        return periods.join(segments)
 
     def _partials(
         self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str
@@ -329,6 +474,10 @@ class Catalogue:
         if h1 < end:
             plan.append((sql.RAW, h1, end))
         return plan
+
+    def _check_reads(self) -> None:
+        if self.periods is not None:
+            self.periods.check_reads()
 
     # ------------------------------------------------------------------ inventory
     def cryptos(self) -> list[CryptoInfo]:
@@ -393,12 +542,11 @@ class Catalogue:
 _CODE = re.compile(r"[A-Z0-9]{1,12}")
 _Q12 = Decimal(1).scaleb(-12)
 _Q6 = Decimal(1).scaleb(-6)
-_ONE = Decimal(1)
+_trim = trim
 
 
-def _trim(d: Decimal) -> Decimal:
-    """`91234.560000000000` -> `91234.56`, `91000.000000000000` -> `91000` (same value, no exponent)."""
-    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()
+#: The lake's part of `latest` when a complete tail answers alone (one object: `_newest` remembers its merge).
+_NO_LAKE: dict[tuple[str, str], tuple[Decimal, dt.datetime]] = {}
 
 
 def _covers(tail_source: Any, tail: Mapping[tuple[str, str], Any], cryptos: Any, currency: str | None) -> bool:
@@ -411,8 +559,8 @@ def _covers(tail_source: Any, tail: Mapping[tuple[str, str], Any], cryptos: Any,
     return all(isinstance(c, str) and c.strip().upper() in held for c in cryptos)
 
 
-def _one(parts: dict[dt.datetime, Partial]) -> Partial | None:
-    return next(iter(parts.values()), None)
+def _one(pieces: list[Piece]) -> Partial | None:
+    return pieces[0][0] if pieces else None
 
 
 def _human(span: dt.timedelta) -> str:

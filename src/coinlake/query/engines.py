@@ -87,6 +87,21 @@ class DuckDBEngine:
                 self.index.invalidate()  # the ETL replaced a file since it was listed: list again
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def fetch_files(self, stmt: sql.Statement, values: Mapping[str, Any], files: list[str]) -> list[tuple[Any, ...]]:
+        """Run `stmt` over exactly these files (from `files`): what the closed-period cache
+        keys its entries by. A file replaced since it was listed raises QueryError
+        (`protocol.vanished`): list again and retry."""
+        if stmt.dialect != self.dialect:
+            raise ValueError(f"a {stmt.dialect} statement cannot run on DuckDB")
+        if not files:
+            return []
+        return _rows(self.q.arrow(stmt.sql, stmt.bind({**values, "files": files})))
+
+    def files(self, source: str, scope: Scope) -> list[str]:
+        """The current data files (URLs) a statement over `source` and `scope` reads now.
+        Data files are immutable and named by generation, so this list names their content."""
+        return self._files(source, scope)
+
     def _files(self, source: str, scope: Scope) -> list[str]:
         if source == sql.ROLLUP:
             return self.index.month_files(scope.crypto, scope.start, scope.end)

@@ -3,9 +3,11 @@
 A query over a time range reads only the hour partitions of that range: their folders
 follow from the range (`coinlake.lake.partition_dir`), and the current data files of
 those that exist (`lake.current_files`) are passed on. Locally that is one directory read
-per hour; on an object store, one listing per day prefix (cached for `ttl` seconds).
-Rollup months (`lake.rollup_dir`) are found the same way. The cryptos in the lake and
-each crypto's newest hour partition are cached for `ttl` seconds.
+per hour; on an object store, one listing per day prefix; either is cached for `ttl`
+seconds. Rollup months (`lake.rollup_dir`) are found the same way. The cryptos in the lake
+and each crypto's newest hour partition are cached for `ttl` seconds too, so what the ETL
+writes is seen within `ttl` seconds (`invalidate()`: at once). A file listed but replaced
+since is not an error: the engines list again when a file they were given has vanished.
 
 Works over any `Storage` (a folder or a bucket), so an Athena engine can share it.
 """
@@ -23,6 +25,7 @@ from coinlake.storage import FileInfo, Storage
 
 HOUR = dt.timedelta(hours=1)
 _CODE = layout.CODE
+_CURRENT_MEMO = 4096  # listings whose current files are remembered (`LakeIndex._current_files`)
 
 
 def floor_hour(t: dt.datetime) -> dt.datetime:
@@ -68,9 +71,24 @@ class LakeIndex:
     ):
         self.lake = lake
         self.rollups = rollups
+        self.ttl = ttl
+        self.invalidations = 0  # counts `invalidate()` calls: caches built on listings compare it
         self._cache = TtlCache(ttl, clock)
+        self._current: dict[tuple[str, ...], list[str]] = {}
+
+    def _current_files(self, names: list[str]) -> list[str]:
+        """`lake.current_files(names)`, remembered per listing (a folder's listing decides its
+        current files; the rule costs more than the listing). Bounded: forgotten when full."""
+        key = tuple(names)
+        hit = self._current.get(key)
+        if hit is None:
+            if len(self._current) >= _CURRENT_MEMO:
+                self._current = {}
+            hit = self._current[key] = layout.current_files(names)
+        return hit
 
     def invalidate(self) -> None:
+        self.invalidations += 1
         self._cache.clear()
 
     # ------------------------------------------------------------------ lake
@@ -84,12 +102,18 @@ class LakeIndex:
         return self._cache.get("cryptos", compute)
 
     def hour_files(self, crypto: str, start: dt.datetime, end: dt.datetime) -> list[str]:
-        """URLs of the current data files of `crypto`'s hours overlapping [start, end), in time order."""
+        """URLs of the current data files of `crypto`'s hours overlapping [start, end), in
+        time order (cached; the list is shared: do not change it)."""
+        if not self.lake.local:
+            return self._hour_files(crypto, start, end)
+        return self._cache.get(("hours", crypto, start, end), lambda: self._hour_files(crypto, start, end))
+
+    def _hour_files(self, crypto: str, start: dt.datetime, end: dt.datetime) -> list[str]:
         out: list[str] = []
         for h in hours_between(start, end):
             folder = layout.partition_dir(crypto, h.year, h.month, h.day, h.hour)
             if self.lake.local:
-                names = layout.current_files(_children(self.lake, folder))
+                names = self._current_files(_children(self.lake, folder))
             else:
                 names = self._day_files(crypto, h.date()).get(h.hour, [])
             out.extend(self.lake.url(f"{folder}/{n}") for n in names)
@@ -130,10 +154,18 @@ class LakeIndex:
     # ------------------------------------------------------------------ rollups
     def month_files(self, crypto: str, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:
         """URLs of the current rollup files of `crypto`'s months overlapping [start, end)
-        (None: unbounded), in time order. Empty when there are no rollups."""
+        (None: unbounded), in time order (cached; the list is shared: do not change it).
+        Empty when there are no rollups."""
         r = self.rollups
         if r is None:
             return []
+        if start is not None and end is not None and r.local:
+            return self._cache.get(("rollup", crypto, start, end), lambda: self._month_files(crypto, start, end))
+        return self._month_files(crypto, start, end)
+
+    def _month_files(self, crypto: str, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:
+        r = self.rollups
+        assert r is not None
         if start is None or end is None or not r.local:
             have = self._rollup_months(crypto)
             wanted = sorted(have)
@@ -143,7 +175,7 @@ class LakeIndex:
         out: list[str] = []
         for y, m in months_between(start, end):
             folder = layout.rollup_dir(crypto, y, m)
-            out.extend(r.url(f"{folder}/{n}") for n in layout.current_files(_children(r, folder)))
+            out.extend(r.url(f"{folder}/{n}") for n in self._current_files(_children(r, folder)))
         return out
 
     def _rollup_months(self, crypto: str) -> dict[tuple[int, int], list[str]]:

@@ -5,6 +5,10 @@ time range) and returns plain Python rows: `Decimal` for prices and sums, `int` 
 aware UTC `datetime` for times, `str` for the rest. The scope tells the engine which
 partitions the statement may read.
 
+An engine that can also name the files a statement would read and run it over exactly
+those (`files(source, scope)`, `fetch_files(stmt, values, files)`: `DuckDBEngine`) lets the
+catalogue keep closed periods in memory, keyed by the files' generations (`query.periods`).
+
 This module imports neither DuckDB nor pyarrow nor boto3, so code that only speaks to "an
 engine" (the catalogue, the API, the Lambda handlers) can import it without loading them:
 the engines live in `query.engines` (`DuckDBEngine`) and `query.athena` (`AthenaEngine`), and

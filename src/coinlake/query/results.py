@@ -46,7 +46,7 @@ class Latest:
     source: Literal["stream", "lake"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weak references: `api.encode.Fragments`
 class PricePoint:
     crypto: str
     currency: str
@@ -61,7 +61,7 @@ class Page:
     next_cursor: str | None  # None: this was the last page
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Candle:
     start: dt.datetime
     open: Decimal
@@ -71,7 +71,7 @@ class Candle:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Stats:
     crypto: str
     currency: str
@@ -159,6 +159,19 @@ class Partial(NamedTuple):
             high_at,
             low_at,
         )
+
+
+_ONE = Decimal(1)
+
+
+def trim(d: Decimal) -> Decimal:
+    """`91234.560000000000` -> `91234.56`, `91000.000000000000` -> `91000` (same value, no exponent)."""
+    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()
+
+
+def candle_of(p: Partial) -> Candle:
+    """The candle of a bucket's partial aggregates."""
+    return Candle(p.bucket, trim(p.open), trim(p.high), trim(p.low), trim(p.close), p.count)
 
 
 def engine_time(t: dt.datetime) -> dt.datetime:

@@ -149,6 +149,17 @@ ORDER BY "timestamp", event_id
 {limit}
 """
 
+#: The rows of a range in lake order, at most a limit: what the closed-period cache keeps of an hour.
+_ROWS = """
+SELECT "timestamp", event_id, price
+FROM {raw}
+WHERE crypto = :crypto{raw_prune}
+  AND currency = :currency
+  AND "timestamp" >= :start AND "timestamp" < :end
+ORDER BY "timestamp", event_id
+{limit}
+"""
+
 _LATEST = """
 SELECT currency,
        {last}(price, ROW("timestamp", event_id)) AS price,
@@ -181,6 +192,7 @@ TEMPLATES: dict[str, tuple[str, str, bool, bool]] = {
     "partials_raw": (_PARTIALS_RAW, RAW, True, False),
     "partials_rollup": (_PARTIALS_ROLLUP, ROLLUP, True, False),
     "page": (_PAGE, RAW, False, True),
+    "rows": (_ROWS, RAW, False, True),
     "latest": (_LATEST, RAW, False, False),
     "inventory_rollup": (_INVENTORY_ROLLUP, ROLLUP, False, False),
     "inventory_raw": (_INVENTORY_RAW, RAW, False, False),
@@ -200,6 +212,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "partials_raw": _PARTIALS_COLUMNS,
     "partials_rollup": _PARTIALS_COLUMNS,
     "page": (("timestamp", TIMESTAMP), ("event_id", TEXT), ("price", DECIMAL)),
+    "rows": (("timestamp", TIMESTAMP), ("event_id", TEXT), ("price", DECIMAL)),
     "latest": (("currency", TEXT), ("price", DECIMAL), ("at", TIMESTAMP)),
     "inventory_rollup": _INVENTORY_COLUMNS,
     "inventory_raw": _INVENTORY_COLUMNS,

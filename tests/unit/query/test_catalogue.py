@@ -432,18 +432,30 @@ class Spy:
         self.calls.append((stmt.source, scope))
         return self.engine.fetch(stmt, values, scope)
 
+    def fetch_files(self, stmt, values, files):
+        self.calls.append((stmt.source, Scope(values["crypto"], values["start"], values["end"])))
+        return self.engine.fetch_files(stmt, values, files)
 
-def test_long_ranges_read_the_rollup_and_only_the_edge_hours_raw(built):
+
+@pytest.mark.parametrize("cache_periods", [False, True])
+def test_long_ranges_read_the_rollup_and_only_the_edge_hours_raw(built, cache_periods):
     spy = Spy(DuckDBEngine(built.lake, built.rollups))
-    c = Catalogue(spy, background=False, now=lambda: NOW)  # type: ignore[arg-type]
+    c = Catalogue(spy, background=False, now=lambda: NOW, cache_periods=cache_periods)  # type: ignore[arg-type]
     try:
         year = (dt.datetime(2026, 1, 1, 0, 30, tzinfo=dt.UTC), dt.datetime(2026, 12, 31, 23, 45, tzinfo=dt.UTC))
         c.candles("BTC", "1d", *year)
         c.stats("BTC", *year)
         c.max_price("BTC", "2026-01-01", "2026-12-31")
         raw = [s for source, s in spy.calls if source == "raw"]
-        assert all(s.end - s.start <= dt.timedelta(hours=1) for s in raw) and len(raw) == 4
-        assert sum(source == "rollup" for source, _ in spy.calls) == 3
+        assert all(s.end - s.start <= dt.timedelta(hours=1) for s in raw)
+        rollup = [s for source, s in spy.calls if source == "rollup"]
+        if cache_periods:  # each month with a rollup file (November, December) read once for all three
+            assert raw == [] and sorted((s.start.month, s.end - s.start) for s in rollup) == [
+                (11, dt.timedelta(days=30)),
+                (12, dt.timedelta(days=31)),
+            ]
+        else:
+            assert len(raw) == 4 and len(rollup) == 3
         spy.calls.clear()
         page = c.prices("BTC", START, END, limit=5)
         assert len(page.items) == 5 and spy.calls[0][1].end - spy.calls[0][1].start <= dt.timedelta(hours=1)
