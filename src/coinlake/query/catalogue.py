@@ -133,7 +133,7 @@ class Catalogue:
         self._stats: dict[tuple, tuple[Partial, Stats]] = {}  # the last answers, by their partial
         self._local = getattr(getattr(engine, "lake", None), "local", False)  # a local lake: listings are cheap
         self._warming: threading.Thread | None = None
-        self._merged: tuple[dict, dict, list] | None = None  # `_newest`
+        self._merged: tuple[Mapping, Mapping, list] | None = None  # `_newest`
         self._closing = threading.Event()
         self.tail = tail
         self.limits = limits or Limits()
