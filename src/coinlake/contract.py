@@ -8,6 +8,7 @@ so the local ETL, the Spark job and the API agree by construction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import uuid
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -67,7 +68,11 @@ def format_ts(t: dt.datetime) -> str:
     if t.tzinfo is None:
         raise ContractError("naive_timestamp", "timestamps must carry a time zone")
     t = t.astimezone(dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # Not strftime: its `%Y` does not pad years before 1000 on every platform (`999-01-01`).
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond // 1000:03d}Z"
+    )
 
 
 _UTC_TS = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|\+00:00)", re.ASCII)
@@ -183,10 +188,46 @@ def trade_event_id(source: str, pair: str, trade_id: int) -> str:
     (`trade_id`), so a tick received again (a replay, a reconnect) gets the same id."""
     if isinstance(trade_id, bool) or not isinstance(trade_id, int):
         raise ContractError("bad_trade_id", f"trade_id must be an integer, got {trade_id!r}")
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}|{pair.upper()}|trade:{trade_id}"))
+    return _uuid5(f"{source}|{pair.upper()}|trade:{trade_id}")
+
+
+_NAMESPACE_SHA1 = hashlib.sha1(EVENT_NAMESPACE.bytes, usedforsecurity=False)
+
+
+def _uuid5(name: str) -> str:
+    """`str(uuid.uuid5(EVENT_NAMESPACE, name))` (RFC 4122 version 5), without a UUID object
+    per id: the namespace's hash state is copied instead of rehashed, the text formatted once."""
+    h = _NAMESPACE_SHA1.copy()
+    h.update(name.encode())
+    d = h.digest()
+    x = d[:6].hex()
+    v = ((d[6] & 0x0F) | 0x50).to_bytes() + d[7:8]  # version 5
+    r = ((d[8] & 0x3F) | 0x80).to_bytes() + d[9:10]  # the RFC 4122 variant
+    return f"{x[:8]}-{x[8:]}-{v.hex()}-{r.hex()}-{d[10:16].hex()}"
 
 
 # ------------------------------------------------------------------- the record
+
+
+class Landing(Protocol):
+    """What a landing record offers its consumers (the plausibility guard, the sinks):
+    `LandingRecord`, or a record already encoded in a batch (`sources/ticker.py`'s `Tick`)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def crypto(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def amount(self) -> str: ...
+    @property
+    def timestamp_utc(self) -> str: ...
+    @property
+    def timestamp(self) -> dt.datetime: ...
+    def to_json_line(self) -> bytes: ...
+    def model_dump(self) -> dict[str, Any]: ...
+
 
 
 class LandingRecord(BaseModel):

@@ -33,15 +33,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
-from typing import Any
+from decimal import Context, Decimal
+from functools import cached_property
+from typing import Any, Generic
 
-from coinlake.contract import ContractError, LandingRecord, parse_ts
+from typing_extensions import TypeVar
+
+from coinlake.contract import ContractError, Landing, LandingRecord, parse_ts
 
 #: The dead-letter reason of a rejected suspect.
 IMPLAUSIBLE_JUMP = "implausible_jump"
 DEFAULT_MAX_JUMP_PCT = 50.0
 DEFAULT_WINDOW_SECONDS = 3600.0
+#: The records a guard judges: `LandingRecord`s (the poller) or any `Landing` (the ticks' encoded ones).
+R = TypeVar("R", bound=Landing, default=LandingRecord)
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,24 @@ class PlausibilityRule:
         if not self.window_seconds > 0:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds!r}")
 
-    @property
+    @cached_property
     def factor(self) -> Decimal:
         return 1 + Decimal(repr(float(self.max_jump_pct))) / 100
 
     def within(self, a: Decimal, b: Decimal) -> bool:
         """`a` and `b` (positive) are within the threshold of each other (exact: no rounding)."""
-        with localcontext() as ctx:
-            ctx.prec = 100
-            return max(a, b) <= min(a, b) * self.factor
+        return max(a, b) <= _EXACT.multiply(min(a, b), self.factor)
+
+
+#: Enough digits that a price (38 digits at most) times the factor is never rounded.
+_EXACT = Context(prec=100)
 
 
 @dataclass(frozen=True)
-class Implausible:
+class Implausible(Generic[R]):
     """A rejected suspect and why (a one-line message naming both prices and the jump)."""
 
-    record: LandingRecord
+    record: R
     message: str
 
     @property
@@ -82,13 +89,13 @@ class Implausible:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(Generic[R]):
     """What to do after one observation: `emit` these records now, in order (0, 1 or 2);
     dead-letter `rejected`; `held` is the observation itself when it is now the suspect."""
 
-    emit: tuple[LandingRecord, ...] = ()
-    rejected: tuple[Implausible, ...] = ()
-    held: LandingRecord | None = None
+    emit: tuple[R, ...] = ()
+    rejected: tuple[Implausible[R], ...] = ()
+    held: R | None = None
 
 
 @dataclass(frozen=True)
@@ -98,48 +105,59 @@ class _Anchor:
     record: dict[str, Any]  # event_id, amount, timestamp_utc: what the state keeps
 
     @classmethod
-    def of(cls, record: LandingRecord) -> _Anchor:
+    def of(cls, record: Landing, price: Decimal | None = None, at: float | None = None) -> _Anchor:
         kept = {"event_id": record.event_id, "amount": record.amount, "timestamp_utc": record.timestamp_utc}
-        return cls(Decimal(record.amount), record.timestamp.timestamp(), kept)
+        return cls(
+            Decimal(record.amount) if price is None else price,
+            record.timestamp.timestamp() if at is None else at,
+            kept,
+        )
 
 
 @dataclass
-class _PairState:
+class _PairState(Generic[R]):
     last: _Anchor | None = None
-    held: LandingRecord | None = None
+    held: R | None = None
 
 
-class PlausibilityGuard:
+class PlausibilityGuard(Generic[R]):
     """Per-pair plausibility state and the rule above. Not thread-safe: one caller at a time."""
 
     def __init__(self, rule: PlausibilityRule | None = None, state: Mapping[str, Any] | None = None):
         self.rule = rule or PlausibilityRule()
-        self._pairs: dict[str, _PairState] = {}
+        self._pairs: dict[str, _PairState[R]] = {}
         for pair, value in (state or {}).items():
             self._pairs[pair] = _load(pair, value)
 
     # ------------------------------------------------------------------ public
-    def observe(self, record: LandingRecord) -> Decision:
-        """Judge one observation of its pair (observations of a pair in time order)."""
+    def observe(self, record: R, price: Decimal | None = None, at: float | None = None) -> Decision[R]:
+        """Judge one observation of its pair (observations of a pair in time order). A caller
+        that parsed them already passes the record's `price` (`Decimal(amount)`) and `at`
+        (`record.timestamp.timestamp()`), so they are not parsed again."""
         pair = _pair(record)
-        st = self._pairs.setdefault(pair, _PairState())
-        emit: list[LandingRecord] = []
-        rejected: list[Implausible] = []
-        price = Decimal(record.amount)
+        st = self._pairs.get(pair)
+        if st is None:
+            st = self._pairs[pair] = _PairState()
+        emit: list[R] = []
+        rejected: list[Implausible[R]] = []
+        if price is None:
+            price = Decimal(record.amount)
         if st.held is not None:
             suspect, st.held = st.held, None
             if self.rule.within(price, Decimal(suspect.amount)):
-                st.last = _Anchor.of(record)
+                st.last = _Anchor.of(record, price, at)
                 return Decision(emit=(suspect, record))
             rejected.append(Implausible(suspect, self._message(pair, st.last, suspect, record)))
-        if st.last is None or self._stale(st.last, record) or self.rule.within(price, st.last.amount):
-            st.last = _Anchor.of(record)
+        if at is None:
+            at = record.timestamp.timestamp()
+        if st.last is None or at - st.last.at > self.rule.window_seconds or self.rule.within(price, st.last.amount):
+            st.last = _Anchor.of(record, price, at)
             emit.append(record)
             return Decision(emit=tuple(emit), rejected=tuple(rejected))
         st.held = record
         return Decision(rejected=tuple(rejected), held=record)
 
-    def held(self, pair: str) -> LandingRecord | None:
+    def held(self, pair: str) -> R | None:
         """The suspect of `pair` waiting for its confirmation, if any."""
         st = self._pairs.get(pair)
         return st.held if st else None
@@ -155,10 +173,7 @@ class PlausibilityGuard:
         return out
 
     # ----------------------------------------------------------------- private
-    def _stale(self, last: _Anchor, record: LandingRecord) -> bool:
-        return record.timestamp.timestamp() - last.at > self.rule.window_seconds
-
-    def _message(self, pair: str, last: _Anchor | None, suspect: LandingRecord, nxt: LandingRecord) -> str:
+    def _message(self, pair: str, last: _Anchor | None, suspect: Landing, nxt: Landing) -> str:
         if last is None:  # pragma: no cover - a suspect always has a reference
             return f"{pair} {suspect.amount} at {suspect.timestamp_utc} was not confirmed by {nxt.amount}"
         jump = (Decimal(suspect.amount) / last.amount - 1) * 100
@@ -169,7 +184,7 @@ class PlausibilityGuard:
         )
 
 
-def _pair(record: LandingRecord) -> str:
+def _pair(record: Landing) -> str:
     return f"{record.crypto}-{record.currency}"
 
 
@@ -179,7 +194,7 @@ def _pct(value: Decimal) -> str:
     return f"{v:+,.0f} %" if abs(v) >= 100 else f"{v:+.1f} %"
 
 
-def _load(pair: str, value: Any) -> _PairState:
+def _load(pair: str, value: Any) -> _PairState[Any]:
     """One pair's state from `state()`'s shape; ValueError on anything else."""
     try:
         last, held = value.get("last"), value.get("held")
