@@ -229,7 +229,6 @@ class Landing(Protocol):
     def model_dump(self) -> dict[str, Any]: ...
 
 
-
 class LandingRecord(BaseModel):
     """One line of a landing file (newline-delimited JSON)."""
 

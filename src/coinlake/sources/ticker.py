@@ -148,9 +148,7 @@ class Tick(NamedTuple):
 
 # The exchange's usual `time`, microseconds and `Z`: its milliseconds are a cut of the text.
 # Anything else (an offset, no fraction, a bad day) goes to `ticker_record`.
-_FEED_TIME = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}):([0-9]{2})\.([0-9]{3})[0-9]{0,6}Z", re.ASCII
-)
+_FEED_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}):([0-9]{2})\.([0-9]{3})[0-9]{0,6}Z", re.ASCII)
 
 
 def encode_tickers(msgs: Sequence[dict[str, Any]], *, source: str, ingested_at: str) -> list[Tick | None]:
