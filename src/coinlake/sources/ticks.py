@@ -18,9 +18,10 @@ feed until `stop` is set, in two parts that never wait for each other:
   unusual one decided by `ticker_record`), passes them through the plausibility guard as
   the poller does, and hands them to the sink (the stream's `put_records`) in one call,
   retrying with backoff until it succeeds or `stop` is set. The sink gets `Landing`
-  records: it reads their `to_json_line()` and `crypto`/`currency`, nothing else. Heartbeats and tickers feed the per-product
-  gap tracker (`ticks.gaps`, `ticks.missed_trades`). Bad input (not JSON, a ticker
-  without `time`, a bad price) is dead-lettered with its reason (stage `source`,
+  records: it reads their `to_json_line()` and `crypto`/`currency`, nothing else.
+  Heartbeats and tickers feed the per-product gap tracker (`ticks.gaps`,
+  `ticks.missed_trades`). Bad input (not JSON, a ticker without `time`, a bad price) is
+  dead-lettered with its reason (stage `source`,
   `source.rejected`), an `error` message is logged and counted (`ticks.feed_errors`),
   and any other message type is ignored (`ticks.ignored`).
 

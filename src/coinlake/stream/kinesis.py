@@ -1,10 +1,10 @@
 """The stream of the AWS shape: landing records onto a Kinesis Data Stream.
 
-`KinesisSink(stream).put_records(records)` sends `LandingRecord`s with `PutRecords`: data =
-`record.to_json_line()` (the bytes the local stream stores; Firehose concatenates them into
-newline-delimited landing files), partition key = the pair (`BTC-USD`, so each pair's
-records stay in order on one shard). Calls carry at most 500 records and 5 MiB (Kinesis'
-limits). A partial failure (`FailedRecordCount` > 0: throttling, internal errors) is
+`KinesisSink(stream).put_records(records)` sends landing records (`Landing`: a `LandingRecord`
+or an encoded tick) with `PutRecords`: data = `record.to_json_line()` (the bytes the local
+stream stores; Firehose concatenates them into newline-delimited landing files), partition
+key = the pair (`BTC-USD`, so each pair's records stay in order on one shard). Calls carry
+at most 500 records and 5 MiB (Kinesis' limits). A partial failure (`FailedRecordCount` > 0: throttling, internal errors) is
 retried for the failed records only, with exponential backoff, up to `max_attempts` calls;
 what still fails raises `KinesisPutError` (the poller then retries the whole batch: the
 event ids are deterministic, so a record sent twice is deduplicated by the ETL).
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from coinlake.contract import LandingRecord
+from coinlake.contract import Landing
 from coinlake.stream.log import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,10 @@ class KinesisSink:
             self._client = boto3.client("kinesis")
         return self._client
 
-    def __call__(self, records: Sequence[LandingRecord]) -> list[str]:
+    def __call__(self, records: Sequence[Landing]) -> list[str]:
         return self.put_records(records)
 
-    def put_records(self, records: Sequence[LandingRecord]) -> list[str]:
+    def put_records(self, records: Sequence[Landing]) -> list[str]:
         """Send `records`; returns their sequence numbers once Kinesis accepted all of them."""
         entries = [_entry(r) for r in records]
         out: list[str] = []
@@ -113,7 +113,7 @@ class KinesisSink:
         )
 
 
-def _entry(record: LandingRecord) -> dict[str, Any]:
+def _entry(record: Landing) -> dict[str, Any]:
     data = record.to_json_line()
     key = f"{record.crypto}-{record.currency}"
     if len(data) + len(key.encode()) > MAX_RECORD_BYTES:

@@ -159,11 +159,11 @@ def feeds(draw: st.DrawFn) -> list[list[str]]:
         elif kind == "other":
             messages.append(json.dumps({"type": "l2update", "product_id": "BTC-USD"}))
         elif kind == "good":  # in the usual shape, prices close enough to jump or not
-            minute = draw(st.integers(0, 59))
+            minute, second = draw(st.integers(0, 59)), draw(st.integers(0, 59))
             msg = {
                 "type": "ticker", "product_id": draw(st.sampled_from(["BTC-USD", "ETH-EUR"])),
                 "price": f"{draw(st.integers(60, 200))}.{draw(st.integers(0, 99)):02d}",
-                "time": f"2026-11-29T10:{minute:02d}:{draw(st.integers(0, 59)):02d}.{draw(st.integers(0, 999999)):06d}Z",
+                "time": f"2026-11-29T10:{minute:02d}:{second:02d}.{draw(st.integers(0, 10**6 - 1)):06d}Z",
                 "trade_id": draw(st.integers(0, 60)),
             }  # fmt: skip
             messages.append(json.dumps(msg))
