@@ -4,10 +4,11 @@
 or an encoded tick) with `PutRecords`: data = `record.to_json_line()` (the bytes the local
 stream stores; Firehose concatenates them into newline-delimited landing files), partition
 key = the pair (`BTC-USD`, so each pair's records stay in order on one shard). Calls carry
-at most 500 records and 5 MiB (Kinesis' limits). A partial failure (`FailedRecordCount` > 0: throttling, internal errors) is
-retried for the failed records only, with exponential backoff, up to `max_attempts` calls;
-what still fails raises `KinesisPutError` (the poller then retries the whole batch: the
-event ids are deterministic, so a record sent twice is deduplicated by the ETL).
+at most 500 records and 5 MiB (Kinesis' limits). A partial failure (`FailedRecordCount` > 0:
+throttling, internal errors) is retried for the failed records only, with exponential
+backoff, up to `max_attempts` calls; what still fails raises `KinesisPutError` (the poller
+then retries the whole batch: the event ids are deterministic, so a record sent twice is
+deduplicated by the ETL).
 
 Returns the sequence numbers, in the order of the records. Usable as the poller's sink.
 """
