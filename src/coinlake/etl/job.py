@@ -406,10 +406,11 @@ def scan_landing(
     since = None if full else floor_hour(state.get(WATERMARK_KEY), lateness_hours)
     hours = hour_folders(landing, since=since, stop=stop)
     files = list_hours(landing, hours, stop=stop)
-    interrupted = stop is not None and stop()
+    if stop is not None and stop():  # the caller lists the window instead
+        return Scan([], {}, None, False, [])
     done = state.marked(BOOKMARK_NAMESPACE, since=since)
     pending = [f for f in files if not unchanged(f, done.get(f.key))]
-    return Scan(pending, done, hours[-1] if hours else None, since is None and not interrupted, hours)
+    return Scan(pending, done, hours[-1] if hours else None, since is None, hours)
 
 
 def pending_files(
