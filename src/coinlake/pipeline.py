@@ -375,10 +375,9 @@ class Pipeline:
                 self.etl_trigger.wait()  # a landed file, the fallback timer, or the stop
             stopping = stop.is_set()
             try:
-                # The last pass (stopping) reads the window only: it is there for delivery's last file.
-                report.etl_passes.append(
-                    self.etl_once(full_scan=False) if stopping else self.etl_once(stop=stop.is_set)
-                )
+                # The last pass (stopping) reads the window only: it is there for delivery's last file
+                # (and leaves a walk of the lake for temp files, if still due, to the next start).
+                report.etl_passes.append(self.etl_once(full_scan=False if stopping else None, stop=stop.is_set))
                 failures = 0
             except Exception as exc:  # e.g. a full disk: keep running, the next pass retries
                 failures += 1

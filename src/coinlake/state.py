@@ -92,6 +92,12 @@ class StateStore:
             cur = con.executemany("DELETE FROM marks WHERE namespace = ? AND key = ?", [(namespace, k) for k in keys])
             return cur.rowcount
 
+    def unmark_before(self, namespace: str, before: str) -> int:
+        """Remove the keys of a namespace below `before` (text order, an index range) in one
+        transaction; returns how many."""
+        with self._tx() as con:
+            return con.execute("DELETE FROM marks WHERE namespace = ? AND key < ?", (namespace, before)).rowcount
+
     def marked_summary(self, namespace: str) -> dict[str, Any]:
         """How many keys a namespace holds, its first and last key, and the total of the
         values' leading integers (e.g. sizes in values like `1234:…`), in one query."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,12 +227,15 @@ class Storage:
         out.sort(key=lambda f: f.key)
         return out
 
-    def clean_temp_files(self) -> int:
-        """Remove temp files a crash left behind (local only). Returns how many."""
+    def clean_temp_files(self, stop: Callable[[], bool] | None = None) -> int | None:
+        """Remove temp files a crash left behind (local only). Returns how many, or None if
+        `stop()` turned true before the walk was through (call again: nothing is lost)."""
         if not self.local:
             return 0
         removed = 0
         for dirpath, _dirs, files in os.walk(self.root):
+            if stop is not None and stop():
+                return None
             for name in files:
                 if name.startswith(TEMP_PREFIX):
                     os.unlink(os.path.join(dirpath, name))

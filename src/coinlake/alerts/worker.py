@@ -9,12 +9,17 @@
    the batch: observations the saved states have seen are ignored, and notifications
    made again have the same ids, which the outbox already holds: nothing lost, nothing
    doubled;
-2. every `landing_scan_seconds`, lists the landing zone; for each key not yet in the
-   state's marks (`alerts.landed`) it evaluates the rules on the file's records (new
-   only if they did not come through the local stream), enqueues a `file_landed`
-   notification, then marks the key. On the very first scan the files already there
-   are marked without a notification (no storm when alerts are switched on for an old
-   landing zone), unless `notify_existing_files=True`;
+2. every `landing_scan_seconds`, lists the landing hour folders from the watermark (the
+   newest hour a scan listed, `alerts.landed.watermark`) minus the lateness window; for
+   each key not yet in the state's marks (`alerts.landed`) it evaluates the rules on the
+   file's records (new only if they did not come through the local stream), enqueues a
+   `file_landed` notification, then marks the key. Marks below the window are dropped as
+   the watermark moves, so the state holds a window's keys, not the history's. On the very
+   first scan the files of the window are marked without a notification and older ones
+   are never looked at (no storm when alerts are switched on for an old landing zone),
+   unless `notify_existing_files=True`. A file landing, while no worker runs, into an hour
+   folder older than the window is not announced. Without a watermark (the first scan) the
+   newest hour folder is found by walking the folders, which a stop interrupts;
 3. delivers what is due (`Dispatcher.deliver_due`).
 
 `run` loops until its stop event, then makes a last pass; an error is logged, counted
@@ -23,6 +28,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -46,6 +52,9 @@ log = logging.getLogger("coinlake.alerts")
 
 LANDED_NAMESPACE = "alerts.landed"
 _BASELINE_KEY = "alerts.landed.baseline_done"
+#: The newest landing hour folder (`YYYY/MM/DD/HH`) a scan listed: scans list from it
+#: minus the lateness window.
+WATERMARK_KEY = "alerts.landed.watermark"
 #: Records per stream read.
 READ_PAGE = 2000
 #: How often `run` forgets old, finished notifications.
@@ -79,12 +88,14 @@ class AlertWorker:
         self.dispatcher, self.consumer, self.page, self.clock = dispatcher, consumer, page, clock
         self.engine = RuleEngine(settings.rules, rule_store or StateRuleStore(state))
         self.notify_existing_files = notify_existing_files
-        self._landed: set[str] | None = None
-        self._newest_hour: str | None = None  # the newest landing hour folder a scan listed
+        self._watermark: str | None = None  # WATERMARK_KEY, once read
+        self._baseline_done = False
+        self._scanned = False  # a scan of this process went through
         self._next_scan = 0.0  # scan on the first poll
 
     # ------------------------------------------------------------------ one step
-    def poll_once(self) -> PollResult:
+    def poll_once(self, stop: Callable[[], bool] | None = None) -> PollResult:
+        """One step; `stop()` true interrupts a scan that has to walk the whole landing zone."""
         result = PollResult()
         records = self.stream.read(self.stream.checkpoint(self.consumer), limit=self.page)
         if records:
@@ -105,7 +116,7 @@ class AlertWorker:
             if result.bad_records:
                 self.state.incr("alerts.bad_records", result.bad_records)
         if self.clock() >= self._next_scan:
-            files, notes = self.scan_landing()
+            files, notes = self.scan_landing(stop)
             result.files, result.notifications = files, result.notifications + notes
             self._next_scan = self.clock() + self.settings.landing_scan_seconds
         self.dispatcher.deliver_due()
@@ -115,37 +126,67 @@ class AlertWorker:
         self.dispatcher.enqueue_many([(n, rule.channels) for n in notifications])
 
     # ------------------------------------------------------------------ landing zone
-    def scan_landing(self) -> tuple[int, int]:
-        """Handle the landing files not seen yet; returns (files, notifications). The first
-        scan of a process lists every hour folder, later ones only the hours from the newest
-        seen minus the lateness window (as the ETL does), so a scan's cost follows the window."""
+    def scan_landing(self, stop: Callable[[], bool] | None = None) -> tuple[int, int]:
+        """Handle the landing files of the window not seen yet; returns (files, notifications).
+        A scan lists only the hours from the watermark minus the lateness window (as the ETL
+        does), so its cost follows the window, not the history. Without a watermark it first
+        walks the hour folders (no files) for the newest; `stop()` true gives the first such
+        walk of a process up (nothing handled: the next scan starts again)."""
         from coinlake.etl.landing import DEFAULT_LATENESS_HOURS, floor_hour, hour_folders, list_hours
 
-        since = floor_hour(self._newest_hour, DEFAULT_LATENESS_HOURS)
-        listed = list_hours(self.landing, hour_folders(self.landing, since=since))
-        if listed:
-            self._newest_hour = max(self._newest_hour or "", listed[-1].key[:13])
-        if self._landed is None:
-            self._landed = set(self.state.marked(LANDED_NAMESPACE))
-            if not self.state.get(_BASELINE_KEY) and not self.notify_existing_files:
-                fresh = [(f.key, str(f.size)) for f in listed if f.key not in self._landed]
-                self.state.mark(LANDED_NAMESPACE, fresh)
-                self._landed.update(k for k, _ in fresh)
-                log.log(
-                    logging.INFO if fresh else logging.DEBUG,  # nothing to say on a new landing zone
-                    "alerts: %d landing files already there, no file_landed for them",
-                    len(fresh),
-                )
-            self.state.set(_BASELINE_KEY, True)
+        if not self._baseline_done:
+            self._baseline_done = bool(self.state.get(_BASELINE_KEY))
+            self._watermark = self.state.get(WATERMARK_KEY)
+        everything = not self._baseline_done and self.notify_existing_files
+        if everything or self._watermark is not None:
+            since = None if everything else floor_hour(self._watermark, DEFAULT_LATENESS_HOURS)
+            hours = hour_folders(self.landing, since=since)
+        else:  # no watermark yet: the newest hour folder, walking folders only
+            stop = None if self._scanned else stop  # after a scan found none, the walk is short
+            every = hour_folders(self.landing, stop=stop)
+            if stop is not None and stop():
+                return 0, 0
+            since = floor_hour(every[-1], DEFAULT_LATENESS_HOURS) if every else None
+            hours = [h for h in every if since is None or h >= since]
+        listed = list_hours(self.landing, hours)
+        seen = self.state.marked(LANDED_NAMESPACE, since=since)
+        fresh = [f for f in listed if f.key not in seen]
         files = notes = 0
-        for info in listed:
-            if info.key in self._landed:
-                continue
-            notes += self._landed_file(info.key)
-            self.state.mark(LANDED_NAMESPACE, [(info.key, str(info.size))])
-            self._landed.add(info.key)
-            files += 1
+        if not self._baseline_done and not self.notify_existing_files:
+            self.state.mark(LANDED_NAMESPACE, [(f.key, str(f.size)) for f in fresh])
+            log.log(
+                logging.INFO if fresh else logging.DEBUG,  # nothing to say on a new landing zone
+                "alerts: landing files already there (%d in the last %g hours), no file_landed for them",
+                len(fresh),
+                DEFAULT_LATENESS_HOURS,
+            )
+        else:
+            for info in fresh:
+                notes += self._landed_file(info.key)
+                self.state.mark(LANDED_NAMESPACE, [(info.key, str(info.size))])
+                files += 1
+        if not self._baseline_done:
+            self.state.set(_BASELINE_KEY, True)
+            self._baseline_done = True
+        self._advance(hours)
+        self._scanned = True
         return files, notes
+
+    def _advance(self, hours: list[str]) -> None:
+        """Move the watermark to the newest hour listed (never back, never past the next hour
+        of the clock: a mis-dated folder must not hide the present); drop the marks below
+        the new window."""
+        from coinlake.etl.landing import DEFAULT_LATENESS_HOURS, floor_hour, format_hour, parse_hour
+
+        limit = format_hour(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        newest = max((h for h in hours if h <= limit and parse_hour(h)), default=None)
+        if newest is None or (self._watermark is not None and newest <= self._watermark):
+            return
+        self.state.set(WATERMARK_KEY, newest)
+        self._watermark = newest
+        floor = floor_hour(newest, DEFAULT_LATENESS_HOURS)
+        if floor is not None:
+            self.state.unmark_before(LANDED_NAMESPACE, floor)
 
     def _landed_file(self, key: str) -> int:
         data, summary = read_landing(self.landing, key)
@@ -164,7 +205,7 @@ class AlertWorker:
         last_prune = self.clock()
         while not stop.is_set():
             try:
-                result = self.poll_once()
+                result = self.poll_once(stop.is_set)
                 delay = idle_sleep
                 if self.clock() - last_prune > PRUNE_EVERY_SECONDS:
                     self.dispatcher.prune(self.settings.outbox_retention_days * 86400)
@@ -179,7 +220,7 @@ class AlertWorker:
                 stop.wait(idle_sleep)
         try:
             self._next_scan = float("-inf")
-            self.poll_once()
+            self.poll_once(stop.is_set)  # a window scan; a walk of the whole landing zone waits for the next start
         except Exception as exc:
             log.error("alert worker: last pass failed: %s (what it missed is handled at the next start)", exc)
 

@@ -120,6 +120,7 @@ class Delivery:
         self._last_error_logged = float("-inf")
         self._synced = False
         self._cleaned = False
+        self._stop: Callable[[], bool] | None = None  # set by `run`: the walk for temp files gives way to it
         self._cursor = 0
         self._reset(0)
 
@@ -167,6 +168,7 @@ class Delivery:
     def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
         """Poll until `stop` is set, then flush and return. Errors never end the loop:
         they are logged and retried, with a growing pause while they persist."""
+        self._stop = stop.is_set
         while not stop.is_set():
             try:
                 self.poll_once()
@@ -276,8 +278,8 @@ class Delivery:
         if self._synced:
             return True
         if not self._cleaned:
-            self._cleaned = True
-            removed = self.landing.clean_temp_files()
+            removed = self.landing.clean_temp_files(self._stop)  # a long history: seconds; a stop skips it
+            self._cleaned = removed is not None
             if removed:
                 log.info("delivery: removed %d temp files a crash left in %s", removed, self.landing.uri)
         self._reset(self.stream.checkpoint(self.consumer))

@@ -83,6 +83,10 @@ CLOSE_AFTER = 900
 #: Partitions merged concurrently.
 WRITERS = 2
 COUNTERS = ("files", "records", "written", "duplicates", "rejected")
+#: What makes a pass count (`etl.passes`) and rewrite `etl.last_pass`: it did something.
+_WORK = (*COUNTERS, "partitions", "set_aside", "repaired")
+#: An idle pass (nothing to do) rewrites `etl.last_pass` only when it is this old.
+LAST_PASS_REFRESH_SECONDS = 60.0
 #: The lock that keeps writers of one local lake apart, whichever data dir they run from.
 LAKE_LOCK = "_coinlake-etl.lock"
 
@@ -146,7 +150,7 @@ def run_etl(
         raise ValueError("max_batch_records must be at least 1")
     with EtlLock(lock_path, timeout=lock_timeout), _lake_lock(lake, lock_timeout):
         started = time.perf_counter()
-        _clean_lake_once(lake)
+        _clean_lake_once(lake, stop)
         pass_ = _Pass(lake, rollups, state, clock)
         totals = dict.fromkeys(COUNTERS, 0)
         rejects = Rejects(state, dead_letters)
@@ -176,7 +180,6 @@ def run_etl(
         pass_.compact_closed()
         pass_.save_open()
         totals["rejected"] = rejects.count
-        state.incr("etl.passes")
         result = EtlResult(
             **totals,
             partitions=pass_.touched,
@@ -184,7 +187,7 @@ def run_etl(
             repaired=repaired,
             seconds=time.perf_counter() - started,
         )
-        state.set(LAST_PASS_KEY, {**result.as_dict(), "finished_at": time.time()})
+        _record_pass(state, result)
         log.log(
             logging.INFO if result.files else logging.DEBUG,
             "etl: %d files, %d records -> %d new rows in %d partitions, %d duplicates, %d rejected (%.2fs)",
@@ -197,6 +200,20 @@ def run_etl(
             result.seconds,
         )
         return result
+
+
+def _record_pass(state: StateStore, result: EtlResult) -> None:
+    """Count the pass and record it as the last one (`status` shows its age). A pass that
+    found nothing to do writes nothing, except to refresh the last-pass record once it is
+    `LAST_PASS_REFRESH_SECONDS` old (so `status` still sees the ETL alive)."""
+    now = time.time()
+    if not any(result.as_dict()[k] for k in _WORK):
+        last = state.get(LAST_PASS_KEY)
+        if isinstance(last, dict) and now - float(last.get("finished_at") or 0) < LAST_PASS_REFRESH_SECONDS:
+            return
+    else:
+        state.incr("etl.passes")
+    state.set(LAST_PASS_KEY, {**result.as_dict(), "finished_at": now})
 
 
 class _Pass:
@@ -335,13 +352,16 @@ def _lake_lock(lake: Storage, timeout: float | None) -> EtlLock | _NoLock:
 _cleaned: set[str] = set()
 
 
-def _clean_lake_once(lake: Storage) -> None:
+def _clean_lake_once(lake: Storage, stop: Callable[[], bool] | None = None) -> None:
     """Remove temp files a killed pass left anywhere in a local lake, on the first pass of
     this process (a crash means a new process). Later passes clean only the partitions
     they rewrite (`writer.merge_partition`), so a pass never walks the whole lake twice.
-    Safe: only the ETL writes the lake, and we hold its lock."""
+    Safe: only the ETL writes the lake, and we hold its lock. `stop()` true interrupts the
+    walk (a long history takes seconds): the next pass of this process walks again."""
     if lake.local and lake.root not in _cleaned:
-        removed = lake.clean_temp_files()
+        removed = lake.clean_temp_files(stop)
+        if removed is None:
+            return
         if removed:
             log.info("removed %d temp files a previous pass left in %s", removed, lake.uri)
         _cleaned.add(lake.root)
@@ -386,10 +406,11 @@ def scan_landing(
     since = None if full else floor_hour(state.get(WATERMARK_KEY), lateness_hours)
     hours = hour_folders(landing, since=since, stop=stop)
     files = list_hours(landing, hours, stop=stop)
-    interrupted = stop is not None and stop()
+    if stop is not None and stop():  # the caller lists the window instead
+        return Scan([], {}, None, False, [])
     done = state.marked(BOOKMARK_NAMESPACE, since=since)
     pending = [f for f in files if not unchanged(f, done.get(f.key))]
-    return Scan(pending, done, hours[-1] if hours else None, since is None and not interrupted, hours)
+    return Scan(pending, done, hours[-1] if hours else None, since is None, hours)
 
 
 def pending_files(

@@ -5,7 +5,8 @@ the lock makes their passes strictly sequential. A second pass *waits* by defaul
 work is then usually a no-op, since the first pass bookmarked the files); with a
 timeout it raises `EtlBusy` instead. The kernel drops a flock when its holder dies, so a
 crashed pass never leaves a stale lock behind. The holder writes its pid into the lock
-file, for the message a waiting pass gives up with (diagnostics only: the lock is the flock).
+file, for the message a waiting pass gives up with (diagnostics only: the lock is the
+flock), once per process: a pass whose pid is there already writes nothing.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class EtlLock:
             raise EtlBusy(f"another ETL pass holds {self.path} (holder: {_holder(self.path)})") from None
         fd = getattr(getattr(self._lock, "_context", None), "lock_file_fd", None)  # filelock's open file
         if fd is not None:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            pid = f"{os.getpid()}\n".encode()
+            if os.pread(fd, 64, 0) != pid:  # written once per process: a pass that holds it again writes nothing
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, pid, 0)
 
     def release(self) -> None:
         if self._lock.is_locked:

@@ -336,3 +336,52 @@ def test_backfilled_history_never_fires_an_alert(local, make_record):
     assert env.worker.poll_once().notifications == 0 and env.channels["log"].sent == []
     env.put([make_record(90, 0), make_record(101, 1)])
     assert env.worker.poll_once().notifications == 1
+
+
+def _old_landing_zone(env, hours: int = 600, per_hour: int = 4) -> str:
+    """A long history of landing files (one small file per 15 min); returns the newest hour."""
+    for h in range(hours):
+        at = T0 - dt.timedelta(hours=hours - 1 - h)
+        folder = Path(env.landing.path(f"{at:%Y/%m/%d/%H}"))
+        folder.mkdir(parents=True)
+        for i in range(per_hour):  # plain writes (no fsync): thousands of files stay fast
+            (folder / f"old-{h:05d}-{i}.json").write_bytes(b"{}\n")
+    return f"{T0:%Y/%m/%d/%H}"
+
+
+def test_the_first_scan_of_a_long_history_gives_way_to_a_stop_and_never_announces_old_files(local, make_record):
+    env = local(AlertSettings(landing_scan_seconds=0))
+    newest = _old_landing_zone(env)  # 2,400 files in 600 hour folders
+    assert env.worker.poll_once(stop=lambda: True).files == 0  # Ctrl-C during the first scan
+    assert env.state.count_marked(LANDED_NAMESPACE) == 0 and not env.state.get("alerts.landed.baseline_done")
+    assert env.worker.poll_once().files == 0 and env.channels["log"].sent == []
+    # The baseline is a watermark and the window's keys, not a key per file of the history.
+    assert env.state.get("alerts.landed.watermark") == newest
+    assert 0 < env.state.count_marked(LANDED_NAMESPACE) <= 4 * 7
+    env.landing.write_atomic(f"{newest}/new.json", make_record(90, 0).to_json_line())
+    assert env.worker.poll_once().files == 1
+    assert [n.data["key"] for n in env.channels["log"].sent] == [f"{newest}/new.json"]
+    env.restart()  # the next start lists the window only and still knows what it announced
+    assert env.worker.poll_once(stop=lambda: True).files == 0 and len(env.channels["log"].sent) == 1
+
+
+def test_a_run_stopped_during_its_first_scan_of_a_long_history_exits_promptly(local, make_record, monkeypatch):
+    env = local(AlertSettings(landing_scan_seconds=0))
+    _old_landing_zone(env)
+    stop = threading.Event()
+    real_folders = env.landing.folders
+
+    def folders(prefix):  # Ctrl-C arrives while the first scan walks the history
+        stop.set()
+        return real_folders(prefix)
+
+    monkeypatch.setattr(env.landing, "folders", folders)
+    listed = []
+    real_files = env.landing.files
+    monkeypatch.setattr(env.landing, "files", lambda folder: listed.append(folder) or real_files(folder))
+    thread = threading.Thread(target=env.worker.run, args=(stop, 0.02), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert listed == [], "the stopped worker listed the files of the history"
+    assert env.channels["log"].sent == []

@@ -406,3 +406,21 @@ def test_on_file_hears_of_each_file_once_it_is_checkpointed_and_its_failure_chan
     assert heard == [(first[0], 1), (second[0], 3)]  # told after the checkpoint moved past the file
     assert d.poll_once() == [] and d.failures == 0
     assert sorted(f.key for f in landing.list()) == sorted(first + second)
+
+
+def test_a_stop_skips_the_walk_for_temp_files_and_the_final_flush_still_delivers(stream, landing, clock):
+    """On a long history the walk takes seconds: Ctrl-C before the first delivery must not wait for it."""
+    from coinlake.storage import TEMP_PREFIX
+
+    left = Path(landing.path("2025/11/29/12")) / f"{TEMP_PREFIX}crashed"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half a file")
+    stream.put_records([b'{"a":1}\n'])
+    stop = threading.Event()
+    stop.set()  # stopped before its first poll: only the final flush runs
+    d = Delivery(stream, landing, buffer_interval=3600, clock=clock)
+    d.run(stop)
+    assert left.exists(), "the stopped worker walked the landing zone"
+    assert stream.checkpoint("delivery") == 1 and len(files(landing)) == 1
+    Delivery(stream, landing, buffer_interval=3600, clock=clock).poll_once()  # the next start cleans
+    assert not left.exists()
