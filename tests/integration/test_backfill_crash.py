@@ -33,7 +33,7 @@ COVERAGE = "backfill.coverage.coinbase-candles.60"
 def command(data_dir: Path, url: str) -> list[str]:
     return [
         sys.executable, "-m", "coinlake", "backfill", "--data-dir", str(data_dir), "--exchange-url", url,
-        "--symbols", ",".join(PAIRS), "--start", START, "--end", END, "--rate", "5", "--log-format", "plain",
+        "--symbols", ",".join(PAIRS), "--start", START, "--end", END, "--rate", "2", "--log-format", "plain",
     ]  # fmt: skip
 
 
@@ -52,6 +52,7 @@ def covered(data_dir: Path) -> int:
 
 
 # Three real `coinlake backfill` processes (a killed one, the resume, a no-op rerun), each
+# paced at 2 requests a second (slow enough that a loaded machine kills it midway),
 # with the CLI's start-up and an ETL pass: ~20 s on this machine.
 @pytest.mark.slow
 def test_killed_midway_then_rerun_the_lake_has_every_candle_once(data_dir: Path):
