@@ -134,3 +134,19 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(round(seconds, 6))
         self.t += seconds
+
+
+def kinesis_records(stream: str) -> list[tuple[str, bytes]]:
+    """(partition key, data) of every record on a one-shard Kinesis stream, in order."""
+    import boto3
+
+    kinesis = boto3.client("kinesis")
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    out = []
+    while True:
+        got = kinesis.get_records(ShardIterator=it, Limit=1000)
+        out.extend((r["PartitionKey"], r["Data"]) for r in got["Records"])
+        if not got["Records"]:
+            return out
+        it = got["NextShardIterator"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,3 +90,13 @@ def _row(values: Sequence[str | None]) -> dict[str, Any]:
 @pytest.fixture
 def athena(aws_env: str) -> Athena:
     return Athena(aws_env, next(_REGIONS))
+
+
+@pytest.fixture
+def stream(aws_env) -> str:
+    """A one-shard Kinesis stream on the moto server."""
+    name = f"coinlake-{uuid.uuid4().hex[:8]}"
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    return name

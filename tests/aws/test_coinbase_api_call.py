@@ -20,31 +20,10 @@ from coinlake.sources.simulator import FaultPlan, SimulatorServer
 from coinlake.storage import Storage
 from coinlake.stream.kinesis import KinesisPutError, KinesisSink
 
+from support import kinesis_records
+
 PAIRS = ["BTC-USD", "ETH-USD", "XRP-USD"]
 SLOT = dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.UTC)  # events/eventbridge_schedule.json
-
-
-@pytest.fixture
-def stream(aws_env) -> str:
-    name = f"coinlake-{uuid.uuid4().hex[:8]}"
-    kinesis = boto3.client("kinesis")
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
-    return name
-
-
-def read_stream(name: str) -> list[tuple[str, bytes]]:
-    """(partition key, data) of every record on the stream's one shard, in order."""
-    kinesis = boto3.client("kinesis")
-    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
-    it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    out = []
-    while True:
-        got = kinesis.get_records(ShardIterator=it, Limit=1000)
-        out.extend((r["PartitionKey"], r["Data"]) for r in got["Records"])
-        if not got["Records"]:
-            return out
-        it = got["NextShardIterator"]
 
 
 @pytest.fixture
@@ -93,7 +72,7 @@ def test_one_scheduled_poll_lands_valid_records_on_kinesis(producer_env, lambda_
     assert summary["rejected"] == [] and summary["unavailable"] == []
     assert summary["counters"]["source.polls"] == 1 and summary["counters"]["source.records"] == 3
 
-    got = read_stream(producer_env)
+    got = kinesis_records(producer_env)
     assert sorted(k for k, _ in got) == PAIRS  # partition key = pair
     records = {k: LandingRecord.from_json(data) for k, data in got}  # each a valid landing record
     for pair, rec in records.items():
@@ -106,7 +85,7 @@ def test_one_scheduled_poll_lands_valid_records_on_kinesis(producer_env, lambda_
     # Lambda retries the same event: the same event ids again (the ETL keeps one of each)
     again = coinbase_api_call.handler(load_event("eventbridge_schedule.json"), lambda_context)
     assert sorted(again["event_ids"]) == sorted(summary["event_ids"])
-    assert len(read_stream(producer_env)) == 6
+    assert len(kinesis_records(producer_env)) == 6
 
 
 def data_of(got, pair: str) -> bytes:
@@ -122,7 +101,7 @@ def test_a_partial_kinesis_failure_resends_only_the_refused_records(
     assert summary["records"] == 3 and summary["retried_records"] == 1
     assert [len(c) for c in flaky.calls] == [3, 1]
     assert flaky.calls[1] == [flaky.calls[0][1]]  # the refused record, and only it
-    got = read_stream(producer_env)
+    got = kinesis_records(producer_env)
     assert len(got) == 3 and sorted(k for k, _ in got) == PAIRS  # each record once
 
 
@@ -142,7 +121,7 @@ def test_a_rejected_answer_is_logged_counted_and_kept_in_the_dead_letter_bucket(
     (rejected,) = summary["rejected"]
     assert rejected["reason"] == "bad_amount"
     assert summary["counters"]["dead_letter.source.bad_amount"] == 1
-    assert len(read_stream(producer_env)) == 2  # the bad answer never reaches the stream
+    assert len(kinesis_records(producer_env)) == 2  # the bad answer never reaches the stream
     (key,) = summary["dead_letters"]
     assert key.startswith("source/") and key.endswith(".json")
     entry = json.loads(Storage(f"s3://{s3_bucket}/dead-letter").read(key))
@@ -212,7 +191,7 @@ def test_the_sink_sends_at_most_500_records_a_call_and_returns_sequence_numbers_
     seqs = KinesisSink(stream, client=client).put_records(records)
     assert client.sizes == [500, 1]
     assert len(seqs) == 501 and [int(s) for s in seqs] == sorted(int(s) for s in seqs)
-    assert [LandingRecord.from_json(d) for _, d in read_stream(stream)] == records
+    assert [LandingRecord.from_json(d) for _, d in kinesis_records(stream)] == records
 
 
 def test_the_sink_gives_up_after_its_attempts(stream, make_landing):
@@ -222,7 +201,7 @@ def test_the_sink_gives_up_after_its_attempts(stream, make_landing):
     with pytest.raises(KinesisPutError, match="refused 1 records after 3 attempts") as caught:
         sink.put_records([make_landing(i) for i in range(4)])
     assert [len(c) for c in flaky.calls] == [4, 1, 1]  # each time only what was refused
-    assert len(read_stream(stream)) == 3
+    assert len(kinesis_records(stream)) == 3
     assert sleeps == [0.1, 0.2]
     assert [i for i, _, _ in caught.value.failed] == [3]
     assert caught.value.failed[0][1] == "ProvisionedThroughputExceededException"

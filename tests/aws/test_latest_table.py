@@ -20,21 +20,14 @@ from coinlake.aws.latest_table import LatestTable
 from coinlake.contract import LandingRecord, event_id_for, format_ts
 from coinlake.sources.simulator import FaultPlan, SimulatorServer
 
+from support import kinesis_records
+
 PAIRS = ["BTC-USD", "ETH-USD", "XRP-USD"]
 SLOT = dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.UTC)  # events/eventbridge_schedule.json
 MINUTE = dt.timedelta(minutes=1)
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def stream(aws_env) -> str:
-    name = f"coinlake-{uuid.uuid4().hex[:8]}"
-    kinesis = boto3.client("kinesis")
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
-    return name
 
 
 @pytest.fixture
@@ -86,16 +79,7 @@ def api_env(athena, table, monkeypatch, tmp_path):
 
 
 def read_stream(name: str) -> list[LandingRecord]:
-    kinesis = boto3.client("kinesis")
-    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
-    it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    out = []
-    while True:
-        got = kinesis.get_records(ShardIterator=it, Limit=1000)
-        out.extend(LandingRecord.from_json(r["Data"]) for r in got["Records"])
-        if not got["Records"]:
-            return out
-        it = got["NextShardIterator"]
+    return [LandingRecord.from_json(data) for _, data in kinesis_records(name)]
 
 
 def items(table: str) -> dict[str, dict]:

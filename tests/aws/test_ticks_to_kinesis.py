@@ -4,9 +4,7 @@ onto a Kinesis stream on the moto server, through the same `TickSource` as the l
 from __future__ import annotations
 
 import threading
-import uuid
 
-import boto3
 import pytest
 from typer.testing import CliRunner
 
@@ -18,29 +16,13 @@ from coinlake.sources.simulator import SimulatorServer
 from coinlake.sources.simulator_ws import FeedPlan
 from coinlake.sources.ticks import FeedUnreachable
 
+from support import kinesis_records
+
 PAIRS = "BTC-USD,ETH-USD"
 
 
-@pytest.fixture
-def stream(aws_env) -> str:
-    name = f"coinlake-ticks-{uuid.uuid4().hex[:8]}"
-    kinesis = boto3.client("kinesis")
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
-    return name
-
-
 def read_stream(name: str) -> list[tuple[str, LandingRecord]]:
-    kinesis = boto3.client("kinesis")
-    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
-    it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    out = []
-    while True:
-        got = kinesis.get_records(ShardIterator=it, Limit=1000)
-        out.extend((r["PartitionKey"], LandingRecord.from_json(r["Data"])) for r in got["Records"])
-        if not got["Records"]:
-            return out
-        it = got["NextShardIterator"]
+    return [(key, LandingRecord.from_json(data)) for key, data in kinesis_records(name)]
 
 
 @pytest.fixture
