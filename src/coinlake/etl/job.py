@@ -155,7 +155,9 @@ def run_etl(
         totals = dict.fromkeys(COUNTERS, 0)
         rejects = Rejects(state, dead_letters)
         full = full_scan_due(landing, state) if full_scan is None else full_scan
-        scan = scan_landing(landing, state, full=full, lateness_hours=lateness_hours, stop=stop)
+        # `stop` may cut a full scan short, never the window's listing: the last pass of a
+        # run (stop set) is there to load delivery's last files
+        scan = scan_landing(landing, state, full=full, lateness_hours=lateness_hours, stop=stop if full else None)
         if full and not scan.full:
             log.info("full scan of %s interrupted: this pass reads the recent hours only", landing.uri)
             scan = scan_landing(landing, state, full=False, lateness_hours=lateness_hours)

@@ -93,6 +93,15 @@ def test_an_interrupted_full_scan_reads_the_window_and_stays_due(env, make_serie
     assert env.run(lateness_hours=1).files == 1, "the old one, by the full scan still due"
 
 
+def test_the_last_pass_of_a_stopping_run_still_loads_the_window(env, make_series, t0):
+    """Found by the SIGKILL benchmark and the S3-shape test: the last pass of a run (its stop
+    already set) listed nothing, so delivery's last files waited for the next run."""
+    _history(env, make_series, t0)
+    env.land(make_series(2, "XRP", start=t0 + dt.timedelta(hours=HOURS - 1)))
+    r = env.run(lateness_hours=1, full_scan=False, stop=lambda: True)
+    assert (r.files, r.written) == (1, 2)
+
+
 def test_a_mis_dated_folder_does_not_move_the_watermark_into_the_future(env, make_series, t0):
     _history(env, make_series, t0, hours=2)
     env.land(make_series(1), key="2999/01/01/00/odd.json")
