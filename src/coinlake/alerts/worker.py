@@ -17,8 +17,9 @@
    the watermark moves, so the state holds a window's keys, not the history's. On the very
    first scan the files of the window are marked without a notification and older ones
    are never looked at (no storm when alerts are switched on for an old landing zone),
-   unless `notify_existing_files=True`. A file landing, while no worker runs, into an hour
-   folder older than the window is not announced. Without a watermark (the first scan) the
+   unless `notify_existing_files=True`; a landing zone still empty when the worker is made
+   has no baseline, so a file landing before the first scan is announced. A file landing,
+   while no worker runs, into an hour folder older than the window is not announced. Without a watermark (the first scan) the
    newest hour folder is found by walking the folders, which a stop interrupts;
 3. delivers what is due (`Dispatcher.deliver_due`).
 
@@ -92,6 +93,9 @@ class AlertWorker:
         self._baseline_done = False
         self._scanned = False  # a scan of this process went through
         self._next_scan = 0.0  # scan on the first poll
+        # A landing zone still empty now has no history: every file from now on is news,
+        # even one that lands before the first scan (which would take it for history).
+        self._new_zone = not landing.folders()
 
     # ------------------------------------------------------------------ one step
     def poll_once(self, stop: Callable[[], bool] | None = None) -> PollResult:
@@ -137,7 +141,7 @@ class AlertWorker:
         if not self._baseline_done:
             self._baseline_done = bool(self.state.get(_BASELINE_KEY))
             self._watermark = self.state.get(WATERMARK_KEY)
-        everything = not self._baseline_done and self.notify_existing_files
+        everything = not self._baseline_done and (self.notify_existing_files or self._new_zone)
         if everything or self._watermark is not None:
             since = None if everything else floor_hour(self._watermark, DEFAULT_LATENESS_HOURS)
             hours = hour_folders(self.landing, since=since)
@@ -152,7 +156,7 @@ class AlertWorker:
         seen = self.state.marked(LANDED_NAMESPACE, since=since)
         fresh = [f for f in listed if f.key not in seen]
         files = notes = 0
-        if not self._baseline_done and not self.notify_existing_files:
+        if not self._baseline_done and not everything:
             self.state.mark(LANDED_NAMESPACE, [(f.key, str(f.size)) for f in fresh])
             log.log(
                 logging.INFO if fresh else logging.DEBUG,  # nothing to say on a new landing zone

@@ -262,6 +262,7 @@ def test_landing_files_from_elsewhere_feed_the_rules(local, make_record):
 def test_files_already_there_are_not_announced_and_scans_are_throttled(local, make_record, clock):
     env = local(AlertSettings(landing_scan_seconds=5), clock=clock)
     env.landing.write_atomic("2026/11/24/03/old.json", make_record(90, 0).to_json_line())
+    env.restart()  # the file was there before this worker
     assert env.worker.poll_once().files == 0 and env.channels["log"].sent == []
     env.landing.write_atomic("2026/11/24/04/new.json", make_record(90, 1).to_json_line())
     clock.t += 4.9
@@ -269,6 +270,15 @@ def test_files_already_there_are_not_announced_and_scans_are_throttled(local, ma
     clock.t += 0.1
     assert env.worker.poll_once().files == 1
     assert [n.data["key"] for n in env.channels["log"].sent] == ["2026/11/24/04/new.json"]
+
+
+def test_a_file_landing_before_the_first_scan_of_a_new_landing_zone_is_announced(local, make_record):
+    """Found by CI (test_alerts under load): the first scan baselined the run's own first
+    file, which delivery had landed before it, so it was never announced."""
+    env = local(AlertSettings(landing_scan_seconds=0))
+    env.landing.write_atomic("2026/11/24/04/first.json", make_record(90, 0).to_json_line())
+    assert env.worker.poll_once().files == 1
+    assert [n.data["key"] for n in env.channels["log"].sent] == ["2026/11/24/04/first.json"]
 
 
 def test_existing_files_can_be_announced(local, make_record):
@@ -352,6 +362,7 @@ def _old_landing_zone(env, hours: int = 600, per_hour: int = 4) -> str:
 def test_the_first_scan_of_a_long_history_gives_way_to_a_stop_and_never_announces_old_files(local, make_record):
     env = local(AlertSettings(landing_scan_seconds=0))
     newest = _old_landing_zone(env)  # 2,400 files in 600 hour folders
+    env.restart()  # alerts start on that landing zone
     assert env.worker.poll_once(stop=lambda: True).files == 0  # Ctrl-C during the first scan
     assert env.state.count_marked(LANDED_NAMESPACE) == 0 and not env.state.get("alerts.landed.baseline_done")
     assert env.worker.poll_once().files == 0 and env.channels["log"].sent == []
@@ -368,6 +379,7 @@ def test_the_first_scan_of_a_long_history_gives_way_to_a_stop_and_never_announce
 def test_a_run_stopped_during_its_first_scan_of_a_long_history_exits_promptly(local, make_record, monkeypatch):
     env = local(AlertSettings(landing_scan_seconds=0))
     _old_landing_zone(env)
+    env.restart()  # alerts start on that landing zone
     stop = threading.Event()
     real_folders = env.landing.folders
 
