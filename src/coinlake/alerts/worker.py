@@ -19,8 +19,9 @@
    are never looked at (no storm when alerts are switched on for an old landing zone),
    unless `notify_existing_files=True`; a landing zone still empty when the worker is made
    has no baseline, so a file landing before the first scan is announced. A file landing,
-   while no worker runs, into an hour folder older than the window is not announced. Without a watermark (the first scan) the
-   newest hour folder is found by walking the folders, which a stop interrupts;
+   while no worker runs, into an hour folder older than the window is not announced.
+   Without a watermark (the first scan) the newest hour folder is found by walking the
+   folders, which a stop interrupts;
 3. delivers what is due (`Dispatcher.deliver_due`).
 
 `run` loops until its stop event, then makes a last pass; an error is logged, counted
