@@ -37,6 +37,7 @@ from starlette.routing import Route
 from coinlake.serving import BackgroundServer
 from coinlake.sources import simulator_candles
 from coinlake.sources.simulator_ws import FeedPlan, Trades, feed_route
+from coinlake.sources.spec import parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +118,9 @@ class FaultPlan:
     def from_spec(cls, spec: str) -> FaultPlan:
         """Parse `"timeout,429,ok"` (a script) and/or options such as
         `"rate=0.1,seed=7,timeout_seconds=5,retry_after=2"` (for the CLI)."""
-        script: list[str] = []
-        options: dict[str, Any] = {}
-        for item in (part.strip() for part in spec.split(",")):
-            if not item:
-                continue
-            name, eq, value = item.partition("=")
-            if not eq:
-                script.append(item)
-            elif name in ("rate", "timeout_seconds"):
-                options[name] = float(value)
-            elif name == "seed":
-                options[name] = int(value)
-            elif name == "retry_after":
-                options[name] = float(value)
-            else:
-                raise ValueError(f"unknown fault option {name!r} (rate, seed, timeout_seconds, retry_after)")
+        script, options = parse_spec(
+            spec, {"rate": float, "seed": int, "timeout_seconds": float, "retry_after": float}, "fault"
+        )
         return cls(script=script, **options)
 
     @property

@@ -35,6 +35,8 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from coinlake.sources.spec import parse_spec
+
 FEED_FAULTS = ("ok", "gap", "malformed", "no_time", "bad_price", "unknown", "error", "stall", "drop")
 #: Trades a `gap` fault skips.
 GAP_TRADES = 3
@@ -68,20 +70,9 @@ class FeedPlan:
     @classmethod
     def from_spec(cls, spec: str) -> FeedPlan:
         """`"rate=500,gap,drop"` (for the CLI): options and a script."""
-        script: list[str] = []
-        options: dict[str, Any] = {}
-        for item in (p.strip() for p in spec.split(",")):
-            if not item:
-                continue
-            name, eq, value = item.partition("=")
-            if not eq:
-                script.append(item)
-            elif name in ("rate", "heartbeat_interval", "stall_seconds"):
-                options[name] = float(value)
-            elif name == "replay":
-                options[name] = Path(value)
-            else:
-                raise ValueError(f"unknown feed option {name!r} (rate, heartbeat_interval, stall_seconds, replay)")
+        script, options = parse_spec(
+            spec, {"rate": float, "heartbeat_interval": float, "stall_seconds": float, "replay": Path}, "feed"
+        )
         return cls(script=script, **options)
 
     @property
