@@ -213,6 +213,7 @@ def main() -> int:
                 seen_latency = min(len(load.latencies) for load in loads)
                 sample = {
                     "t": round(t, 1),
+                    "wall": round(time.time(), 1),
                     "rss_mib": round(rss_mib(run.pid), 1),
                     "disk_mib": round(du_mib(data_dir), 1),
                     "landing_mib": round(du_mib(data_dir / "landing"), 1),

@@ -36,14 +36,16 @@ that completed, so the files a dead pass left are in the next pass's window.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -163,7 +165,7 @@ def run_etl(
             scan = scan_landing(landing, state, full=False, lateness_hours=lateness_hours)
         pending = scan.pending
         _notice_changes(pending, scan.bookmarks, state)
-        for files, count, table in _batches(landing, pending, rejects, max_batch_records):
+        for files, count, table in _ahead(_batches(landing, pending, rejects, max_batch_records)):
             written = pass_.load(table)
             state.mark(BOOKMARK_NAMESPACE, [(f.key, _identity(f)) for f in files])
             batch = {
@@ -473,7 +475,7 @@ def unchanged(info: FileInfo, bookmark: str | None) -> bool:
 
 def _batches(
     landing: Storage, pending: list[FileInfo], rejects: Rejects, max_records: int
-) -> Iterator[tuple[list[_Read], int, pa.Table]]:
+) -> Generator[tuple[list[_Read], int, pa.Table], None, None]:
     """Parse files in key order; yield (files, valid records, their distinct rows as a
     table) whenever the records reach `max_records`, then at the end. Bad lines are
     dead-lettered as they are found. A file's bookmark is the size of the bytes parsed."""
@@ -496,6 +498,36 @@ def _batches(
         _parse_group(group, rows, files, rejects)
     if files:
         yield files, rows.count, to_table(rows)
+
+
+_T = TypeVar("_T")
+_READER: ThreadPoolExecutor | None = None
+
+
+def _reader() -> ThreadPoolExecutor:
+    """The thread that reads and parses the next batch (one for the process: a thread keeps
+    its own state-store connection, so one per pass would leak them)."""
+    global _READER
+    if _READER is None:
+        _READER = ThreadPoolExecutor(1, thread_name_prefix="etl-read")
+    return _READER
+
+
+def _ahead(batches: Generator[_T, None, None]) -> Iterator[_T]:
+    """`batches`, the next one read and parsed on the reader thread while the caller
+    loads this one, so parsing and writing overlap. One batch at most waits: memory
+    holds two batches, never more. The batches are produced in order, one at a time."""
+    pending = _reader().submit(next, batches, None)
+    try:
+        while (batch := pending.result()) is not None:
+            pending = _reader().submit(next, batches, None)
+            yield batch
+    finally:
+        # the caller stopped early (an error while loading): let the running read finish
+        # (a generator cannot be closed while it runs), then close it here
+        with contextlib.suppress(BaseException):
+            pending.result()
+        batches.close()
 
 
 def _parse_group(group: list[tuple[FileInfo, bytes]], rows: Rows, files: list[_Read], rejects: Rejects) -> None:

@@ -134,8 +134,12 @@ class Rows:
 
     def first_ids(self) -> pa.Array:
         """Positions (in the concatenation of the parts) of the first record of each id."""
-        ids = [part["event_id"] if kind == "table" else pa.array([r["event_id"] for r in part], pa.string())
-               for kind, part in self.finish()]  # fmt: skip
+        ids: list[pa.Array] = []
+        for kind, part in self.finish():
+            if kind == "table":
+                ids.extend(part["event_id"].chunks)  # chunks: a list of ChunkedArrays is converted slowly
+            else:
+                ids.append(pa.array([r["event_id"] for r in part], pa.string()))
         return keep_first(pa.chunked_array(ids, pa.string()))
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from collections import Counter
 from decimal import Decimal
 
@@ -94,6 +95,115 @@ def test_small_batches_are_bounded_and_give_the_same_lake(env, make_series, monk
     r = env.run(max_batch_records=5)
     assert r.records == 40 and r.written == 30 and r.duplicates == 10
     assert loads == [6, 7, 7, 7, 7]  # files of 4 records: two files (8 records, 7 distinct) per batch
+    assert env.lake_ids() == sorted(x.event_id for x in records)
+
+
+def _traced_batches(monkeypatch) -> list[tuple[str, int, str]]:
+    """Trace (event, batch number, thread name) of a pass: a batch parsed ("parsed") and
+    loaded ("load" when it starts, "loaded" when it ends)."""
+    events: list[tuple[str, int, str]] = []
+    real_batches, real_load = job._batches, job._Pass.load
+
+    def batches(*args, **kwargs):
+        for n, batch in enumerate(real_batches(*args, **kwargs)):
+            events.append(("parsed", n, threading.current_thread().name))
+            yield batch
+
+    def load(self, table, only=None):
+        n = sum(1 for e in events if e[0] == "load")
+        events.append(("load", n, threading.current_thread().name))
+        out = real_load(self, table, only)
+        events.append(("loaded", n, threading.current_thread().name))
+        return out
+
+    monkeypatch.setattr(job, "_batches", batches)
+    monkeypatch.setattr(job._Pass, "load", load)
+    return events
+
+
+def test_the_next_batch_is_parsed_while_this_one_is_written_and_never_two_ahead(env, make_series, monkeypatch, t0):
+    events = _traced_batches(monkeypatch)
+    real_load = job._Pass.load
+    second_parsed = threading.Event()
+
+    def load(self, table, only=None):
+        if not any(e[0] == "load" for e in events):  # the first batch waits for the second's parse
+            assert second_parsed.wait(10), "the next batch was not parsed while this one was written"
+        return real_load(self, table, only)
+
+    monkeypatch.setattr(job._Pass, "load", load)
+    real_parse = job._parse_group
+
+    def parse(group, rows, files, rejects):
+        if any(e[0] == "parsed" for e in events):
+            second_parsed.set()
+        return real_parse(group, rows, files, rejects)
+
+    monkeypatch.setattr(job, "_parse_group", parse)
+    records = []
+    for hour in range(4):
+        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
+        records += batch
+        env.land(batch)
+    r = env.run(max_batch_records=4)
+    assert (r.files, r.written) == (4, 16)
+    assert env.lake_ids() == sorted(x.event_id for x in records)
+    order = [(e, n) for e, n, _ in events]
+    for n in range(4):  # batch n+2 is parsed only once batch n is loaded: memory holds two
+        assert order.index(("loaded", n)) < order.index(("parsed", n + 2)) if n + 2 < 4 else True
+        assert order.index(("parsed", n)) < order.index(("load", n))
+    assert {t for e, _, t in events if e == "parsed"} == {"etl-read_0"}
+    assert {t for e, _, t in events if e != "parsed"} == {threading.current_thread().name}
+
+
+def test_a_load_that_fails_while_the_next_batch_is_parsed_loses_nothing(env, make_series, monkeypatch, t0):
+    records = []
+    for hour in range(3):
+        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
+        records += batch
+        env.land(batch)
+    real_load = job._Pass.load
+    loads = []
+
+    def fails_second(self, table, only=None):
+        loads.append(table.num_rows)
+        if len(loads) == 2:
+            raise OSError("disk on fire")
+        return real_load(self, table, only)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(job._Pass, "load", fails_second)
+        with pytest.raises(OSError, match="disk on fire"):
+            env.run(max_batch_records=4)
+    assert len(env.state.marked(BOOKMARK_NAMESPACE)) == 1  # only the batch that was written
+    r = env.run(max_batch_records=4)
+    assert (r.files, r.written) == (2, 8)
+    assert env.lake_ids() == sorted(x.event_id for x in records)
+    assert env.run().files == 0
+
+
+def test_a_read_that_fails_ahead_fails_the_pass_after_the_batch_before_is_kept(env, make_series, monkeypatch, t0):
+    records = []
+    for hour in range(3):
+        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
+        records += batch
+        env.land(batch)
+    real_read = env.landing.read
+    reads = []
+
+    def read(key):
+        reads.append(key)
+        if len(reads) == 2:
+            raise PermissionError(f"cannot read {key}")
+        return real_read(key)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(env.landing, "read", read)
+        with pytest.raises(PermissionError, match="cannot read"):
+            env.run(max_batch_records=4)
+    assert len(env.state.marked(BOOKMARK_NAMESPACE)) == 1
+    r = env.run(max_batch_records=4)
+    assert (r.files, r.written) == (2, 8)
     assert env.lake_ids() == sorted(x.event_id for x in records)
 
 
