@@ -9,7 +9,9 @@ prices for each crypto, Firehose key layout, a small share of re-delivered dupli
 runs one `run_etl` pass over the whole backlog in a fresh process (for a clean peak
 RSS), then an every-minute incremental pass and an idle pass; then, side by side on the
 same files, the bare DuckDB SQL of the same job (`COPY … PARTITION_BY`, first record of
-each `event_id`) in a fresh process, and the ratio of the two; then a few DuckDB queries
+each `event_id`) in a fresh process, and the ratio of the two; the same job on local
+Spark (`run_spark_etl`, the Glue job's transform, `local[2]`; `--no-spark` skips it);
+then a few DuckDB queries
 through `LakeQuery`; then the steady mode: landing files of `--steady-rate` records/s
 for `--steady-minutes` minutes of simulated time within one hour, a pass (with rollups)
 per `--pass-seconds` of data, and the first and last pass times and their slope.
@@ -89,6 +91,11 @@ def etl_phase(root: Path, max_batch_records: int) -> dict:
     def run():
         return run_etl(landing, lake, state, dead, lock_path=root / "etl.lock", max_batch_records=max_batch_records)
 
+    import pyarrow
+
+    # pyarrow imports pandas, where it is installed (the spark extra), on its first
+    # conversion: once a process, and not part of the pass
+    pyarrow.array([0])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     backlog = run()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -152,6 +159,26 @@ def duckdb_phase(root: Path) -> dict:
         "rows": rows,
         "seconds": round(seconds, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def spark_phase(root: Path) -> dict:
+    """The same job on local Spark (`local[2]`): the Glue job's transform, `run_spark_etl`,
+    over the same landing files into its own lake, without rollups (run in a child). The
+    session's start is timed on its own and not counted in the rate."""
+    from coinlake.etl.spark_job import run_spark_etl, spark_session
+
+    t = time.perf_counter()
+    spark = spark_session()
+    start = time.perf_counter() - t
+    result = run_spark_etl(str(root / "landing"), str(root / "spark-lake"), None, str(root / "spark-dead"), spark=spark)
+    spark.stop()
+    return {
+        "records": result.records,
+        "written": result.written,
+        "seconds": round(result.seconds, 3),
+        "session_start_seconds": round(start, 3),
+        "records_per_second": round(result.records / result.seconds),
     }
 
 
@@ -283,7 +310,8 @@ def main() -> None:
     ap.add_argument("--steady-rate", type=int, default=16_000, help="steady mode: records per second")
     ap.add_argument("--steady-minutes", type=float, default=10, help="steady mode: minutes of data (0: skip)")
     ap.add_argument("--pass-seconds", type=int, default=5, help="steady mode: seconds of data per pass")
-    ap.add_argument("--phase", choices=["etl", "duckdb", "steady"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-spark", action="store_true", help="skip the local Spark run (about 100 s a million)")
+    ap.add_argument("--phase", choices=["etl", "duckdb", "spark", "steady"], help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -293,6 +321,9 @@ def main() -> None:
         return
     if args.phase == "duckdb":
         print(json.dumps(duckdb_phase(args.root)))
+        return
+    if args.phase == "spark":
+        print(json.dumps(spark_phase(args.root)))
         return
     if args.phase == "steady":
         print(json.dumps(steady_phase(args.root, args.steady_rate, args.steady_minutes, args.pass_seconds, cryptos)))
@@ -346,6 +377,19 @@ def main() -> None:
             "peak_rss_mib": {"measured": etl["peak_rss_mib"], "target": "< 1024 at 10 M records"},
         }
 
+        spark = None
+        if not args.no_spark:
+            print("local Spark (local[2]), the Glue job's transform, same files (fresh process) ...", flush=True)
+            spark = _child("spark", root, args)
+            over_spark = b["records"] / b["seconds"] / spark["records_per_second"]
+            print(
+                f"  {spark['records']:,} records in {spark['seconds']:.2f}s (+ {spark['session_start_seconds']:.1f}s "
+                f"session start) = {spark['records_per_second']:,} records/s; coinlake / Spark: {over_spark:.1f}x",
+                flush=True,
+            )
+            shutil.rmtree(root / "spark-lake", ignore_errors=True)
+            targets["speed_vs_local_spark"] = {"measured": round(over_spark, 1), "target": ">= 20", "before": 10.9}
+
         steady = None
         if args.steady_minutes > 0:
             print(
@@ -388,6 +432,7 @@ def main() -> None:
             "generate": gen,
             "etl": etl,
             "bare_duckdb": duck,
+            "local_spark": spark,
             "steady": steady,
             "targets": targets,
             "queries": queries,

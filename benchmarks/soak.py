@@ -2,6 +2,7 @@
 with the API under steady load, for a long time; does anything drift?
 
     .venv/bin/python benchmarks/soak.py                      # 30 minutes at 1,000 ticks/s
+    .venv/bin/python benchmarks/soak.py --minutes 90                     # the hourly memory cycle
     .venv/bin/python benchmarks/soak.py --minutes 3 --rate 500
 
 Starts the simulator's WebSocket feed at `--rate` ticks a second (spread over the pairs),
@@ -11,7 +12,9 @@ sampling, every `--sample` seconds: the run's RSS (from /proc), the data dir's s
 disk, records in the stream and rows in the lake, API requests and errors.
 
 Figures: memory slope after warm-up (a least-squares fit over the second half, MiB/min;
-target < 0.1), error count (target 0), disk (bounded by retention: the slope of the
+target < 0.1); in runs of 80+ minutes, memory at the same phase of consecutive hours
+(`same_phase_slope`: the ETL holds the open hour's ids until the hour is compacted, so
+memory follows the hour; `--minutes 90`); error count (target 0), disk (bounded by retention: the slope of the
 landing zone's size over the last third), ticks/s reaching the lake (target ≥ 1,000/s).
 Writes benchmarks/results/soak.json and the curves as benchmarks/results/soak.png
 (matplotlib: `pip install -e '.[bench]'`).
@@ -70,6 +73,35 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
         return float("nan")
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     return statistics.linear_regression(xs, ys).slope * 60
+
+
+def same_phase_slope(samples: list[dict], sample_s: float, close_after_s: float = 900) -> dict:
+    """Memory at the same phase of consecutive hours (MiB/min; needs a run of 80+ minutes).
+
+    The ETL keeps the open hour's event ids in memory (`etl.ids`) and frees them when the
+    hour is compacted, `close_after_s` past its end: memory rises through each hour and
+    falls back, so a fit over part of an hour measures the cycle, not a leak. Compared
+    here: a sample `a` and the sample one hour later `b`, where at both times the hour
+    before is freed and the current one is as old (so `a` is at least `close_after_s`
+    into the first hour the run saw whole). Returns the pairs, the median RSS change per
+    minute between them, and the peaks of the whole hours."""
+    if not samples or "wall" not in samples[0]:
+        return {"pairs": 0}
+    start = samples[0]["wall"] - samples[0]["t"]
+    first_whole_hour = (int(start) // 3600 + 1) * 3600
+    by_wall = sorted(samples, key=lambda s: s["wall"])
+    changes = []
+    for a in by_wall:
+        if a["wall"] < first_whole_hour + close_after_s + sample_s:
+            continue
+        b = min(by_wall, key=lambda s: abs(s["wall"] - a["wall"] - 3600))
+        if abs(b["wall"] - a["wall"] - 3600) <= sample_s / 2:
+            changes.append((b["rss_mib"] - a["rss_mib"]) / ((b["wall"] - a["wall"]) / 60))
+    return {
+        "pairs": len(changes),
+        "rss_change_mib_per_min": round(statistics.median(changes), 3) if changes else None,
+        "first_whole_hour_utc": time.strftime("%H:%M", time.gmtime(first_whole_hour)),
+    }
 
 
 class Load(threading.Thread):
@@ -251,6 +283,7 @@ def main() -> int:
         "lake_ticks_per_s": round(statistics.mean(s["lake_rate"] for s in steady), 1) if steady else None,
         "rss_slope_mib_per_min": round(slope_per_min([(s["t"], s["rss_mib"]) for s in warm]), 3),
         "rss_mib_last": samples[-1]["rss_mib"] if samples else None,
+        "rss_same_phase": same_phase_slope(samples, args.sample),
         "stream_slope_mib_per_min": round(slope_per_min([(s["t"], s["stream_mib"]) for s in last_third]), 3),
         "landing_slope_mib_per_min": round(slope_per_min([(s["t"], s["landing_mib"]) for s in last_third]), 3),
         "api_requests": samples[-1]["api_ok"] + samples[-1]["api_errors"] if samples else 0,
@@ -261,6 +294,7 @@ def main() -> int:
         "targets": {
             "errors": "0",
             "rss_slope_mib_per_min": "< 0.1 after warm-up",
+            "rss_same_phase": "< 0.1 MiB/min between the same phase of consecutive hours (runs of 80+ min)",
             "lake_ticks_per_s": ">= 1000",
             "disk": "bounded by retention (stream: stream_retention_hours; landing: landing_retention_days)",
         },

@@ -221,9 +221,19 @@ def _every(mask: pa.ChunkedArray | pa.Array) -> bool:
 
 
 def _no_blank_or_control(col: pa.ChunkedArray | pa.Array) -> bool:
-    return _every(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)) and not bool(
-        pc.any(pc.match_substring_regex(col, r"[\x00-\x1f]")).as_py()
-    )
+    return _every(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)) and not _has_control(col)
+
+
+def _has_control(col: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether a value holds a control character (U+0000-U+001F). Such a character is a
+    single byte below 0x20 in UTF-8: when no chunk's character data holds one (a scan
+    of the bytes, the common case) no value does; otherwise the values are asked."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    for chunk in chunks:
+        data = chunk.buffers()[2]
+        if data is not None and data.size and np.frombuffer(data, np.uint8).min() < 0x20:
+            return bool(pc.any(pc.match_substring_regex(col, r"[\x00-\x1f]")).as_py())
+    return False
 
 
 def _code(col: pa.ChunkedArray) -> bool:

@@ -8,6 +8,7 @@ prove the result equal to `lake_row`); the others arrive already transformed by
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,6 +17,7 @@ from coinlake.lake import LAKE_FILE_SCHEMA, LAKE_SCHEMA, PARTITION_COLUMNS
 
 _TS = pa.timestamp("us", tz="UTC")
 _PRICE = LAKE_SCHEMA.field("price").type
+_MICROS_PER_HOUR = 3_600_000_000
 
 
 def to_table(rows: Rows) -> pa.Table:
@@ -54,17 +56,23 @@ def _fast_table(landing: pa.Table) -> pa.Table:
 
 
 def split_partitions(table: pa.Table) -> list[tuple[tuple[str, int, int, int, int], pa.Table]]:
-    """[((crypto, year, month, day, hour), rows with LAKE_FILE_SCHEMA), ...] in key order."""
+    """[((crypto, year, month, day, hour), rows with LAKE_FILE_SCHEMA), ...] in key order,
+    each partition's rows in their order in `table`.
+
+    Sorted on two integer keys (the crypto's rank among the batch's cryptos, and the hour
+    since the epoch, which orders (year, month, day, hour) the same way) with numpy
+    rather than on the five columns, one of them a string."""
     if table.num_rows == 0:
         return []
-    table = table.sort_by([(c, "ascending") for c in PARTITION_COLUMNS]).combine_chunks()
-    n = table.num_rows
-    change = None
-    for name in PARTITION_COLUMNS:
-        col = table[name]
-        diff = pc.not_equal(col.slice(1), col.slice(0, n - 1))
-        change = diff if change is None else pc.or_(change, diff)
-    starts = [0, *(i + 1 for i in pc.indices_nonzero(change).to_pylist()), n]
+    cryptos = pc.dictionary_encode(table["crypto"]).combine_chunks()
+    rank = np.argsort(np.argsort(cryptos.dictionary.to_pylist()))  # dictionary code -> rank by name
+    crypto = rank[cryptos.indices.to_numpy(zero_copy_only=False)]
+    hour = table["timestamp"].cast(pa.int64()).to_numpy() // _MICROS_PER_HOUR
+    order = np.lexsort((hour, crypto))  # stable: crypto, then hour
+    crypto, hour = crypto[order], hour[order]
+    table = table.take(pa.array(order)).combine_chunks()
+    change = (crypto[1:] != crypto[:-1]) | (hour[1:] != hour[:-1])
+    starts = [0, *(np.flatnonzero(change) + 1).tolist(), table.num_rows]
     file_columns = LAKE_FILE_SCHEMA.names
     out = []
     for start, stop in zip(starts[:-1], starts[1:], strict=True):

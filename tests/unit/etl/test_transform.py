@@ -172,6 +172,13 @@ def test_vectorised_transform_equals_contract_lake_row(items):
                 day,
                 hour,
             )
+    # In key order, each key once, each part's rows in the table's order.
+    keys = [key for key, _ in parts]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    position = {eid: i for i, eid in enumerate(table["event_id"].to_pylist())}
+    for _, part in parts:
+        at = [position[eid] for eid in part["event_id"].to_pylist()]
+        assert at == sorted(at)
 
 
 def test_duplicates_within_a_batch_keep_the_first_record(make_record):
