@@ -182,10 +182,10 @@ def keep_first(ids: pa.ChunkedArray | pa.Array) -> pa.Array:
 #: A canonical landing line is ~220 bytes; longer lines take the per-line path.
 MAX_CANONICAL_LINE = 4096
 _ARROW_PARSE = pj.ParseOptions(explicit_schema=LANDING_SCHEMA, unexpected_field_behavior="ignore")
-_ARROW_TS = pa.timestamp("us", tz="UTC")
+ARROW_TS = pa.timestamp("us", tz="UTC")
 #: Arrow parses blocks of this size on its threads (a line never spans two: it splits at newlines).
 _BLOCK = 1 << 20
-_ARROW_PRICE = pa.decimal128(38, 12)
+ARROW_PRICE = pa.decimal128(38, 12)
 
 
 def canonical_columns(data: bytes) -> pa.Table | None:
@@ -193,8 +193,10 @@ def canonical_columns(data: bytes) -> pa.Table | None:
 
     Parses the file with Arrow's JSON reader and checks every column with vectorised
     rules at least as strict as the contract's (canonical shapes only). Returns the seven
-    landing columns (strings, `LANDING_SCHEMA`), or None if anything in the file is unusual, missing or invalid:
-    then the file goes through the per-line path, which decides and gives reasons.
+    landing columns (strings, `LANDING_SCHEMA`) followed by the `TYPED` columns the
+    checks computed (the price and both times, cast once), or None if anything in the
+    file is unusual, missing or invalid: then the file goes through the per-line path,
+    which decides and gives reasons.
     """
     if not data.strip() or data.startswith(b"\xef\xbb\xbf"):
         return None
@@ -209,11 +211,13 @@ def canonical_columns(data: bytes) -> pa.Table | None:
         return None
     c = {name: table.column(name) for name in LANDING_FIELDS}
     try:
-        checks = _checks(c)
-        valid = all(_pool().map(lambda check: check(), checks))  # Arrow releases the GIL
+        results = list(_pool().map(lambda check: check(), _checks(c)))  # Arrow releases the GIL
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return table.select(list(LANDING_FIELDS)) if valid else None
+    if not all(r is not None and r is not False for r in results):
+        return None
+    typed = dict(zip(TYPED, results[-len(TYPED) :], strict=True))
+    return pa.table({**c, **typed})
 
 
 def _every(mask: pa.ChunkedArray | pa.Array) -> bool:
@@ -245,23 +249,30 @@ def _distinct(col: pa.ChunkedArray) -> pa.Array:
     return pc.unique(col)
 
 
-def _amounts(col: pa.ChunkedArray) -> bool:
+def _amounts(col: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """The prices (`ARROW_PRICE`) when every amount is a canonical decimal in (0, cap)."""
     if not _every(pc.match_substring_regex(col, r"^[0-9]{1,20}(\.[0-9]{1,12})?$")):
-        return False
-    price = pc.cast(col, _ARROW_PRICE)
-    low, high = pa.scalar(0, _ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, _ARROW_PRICE)
-    return _every(pc.greater(price, low)) and _every(pc.less(price, high))
+        return None
+    price = pc.cast(col, ARROW_PRICE)
+    low, high = pa.scalar(0, ARROW_PRICE), pa.scalar(DEFAULT_MAX_AMOUNT, ARROW_PRICE)
+    return price if _every(pc.greater(price, low)) and _every(pc.less(price, high)) else None
 
 
-def _timestamps(col: pa.ChunkedArray) -> bool:
+def _timestamps(col: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """The instants (`ARROW_TS`) when every value is a canonical UTC timestamp."""
     if not _every(pc.match_substring_regex(col, f"^{_TS}$")):
-        return False
-    pc.cast(col, _ARROW_TS)  # raises on an impossible date (2026-02-30)
-    return True
+        return None
+    return pc.cast(col, ARROW_TS)  # raises on an impossible date (2026-02-30)
 
 
-def _checks(c: dict[str, pa.ChunkedArray]) -> list[Callable[[], bool]]:
-    """The vectorised rules, each a call that may run on its own thread."""
+#: The columns `canonical_columns` adds to the landing strings, in the order of the last
+#: checks: what the transform would cast again.
+TYPED = ("_price", "_timestamp", "_ingested_at")
+
+
+def _checks(c: dict[str, pa.ChunkedArray]) -> list[Callable[[], object]]:
+    """The vectorised rules, each a call that may run on its own thread: False or None
+    is a failed rule; the last ones return the `TYPED` columns."""
     return [
         lambda: _code(c["crypto"]) and _code(c["currency"]) and _no_blank_or_control(_distinct(c["source"])),
         lambda: _no_blank_or_control(c["event_id"]),

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from coinlake.etl.parse import LANDING_FIELDS, Rows
+from coinlake.etl.parse import LANDING_FIELDS, TYPED, Rows
 from coinlake.lake import LAKE_FILE_SCHEMA, LAKE_SCHEMA, PARTITION_COLUMNS
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -34,18 +34,21 @@ def to_table(rows: Rows) -> pa.Table:
 
 def _fast_table(landing: pa.Table) -> pa.Table:
     s = {name: landing[name] for name in LANDING_FIELDS}
-    timestamp = pc.cast(s["timestamp_utc"], _TS)
+    price, timestamp, ingested = (
+        _typed(landing, name, s[source], to)
+        for name, source, to in zip(TYPED, ("amount", "timestamp_utc", "ingested_at"), (_PRICE, _TS, _TS), strict=True)
+    )
     return pa.Table.from_pydict(
         {
             "crypto": s["crypto"],
             "currency": s["currency"],
-            "price": pc.cast(s["amount"], _PRICE),
+            "price": price,
             "timestamp": timestamp,
             "date": pc.cast(pc.utf8_slice_codeunits(s["timestamp_utc"], 0, 10), pa.date32()),
             "timestamp_utc": s["timestamp_utc"],
             "event_id": s["event_id"],
             "source": s["source"],
-            "ingested_at": pc.cast(s["ingested_at"], _TS),
+            "ingested_at": ingested,
             "year": pc.cast(pc.year(timestamp), pa.int32()),
             "month": pc.cast(pc.month(timestamp), pa.int32()),
             "day": pc.cast(pc.day(timestamp), pa.int32()),
@@ -53,6 +56,13 @@ def _fast_table(landing: pa.Table) -> pa.Table:
         },
         schema=LAKE_SCHEMA,
     )
+
+
+def _typed(landing: pa.Table, name: str, strings: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
+    """The column cast to `to`: the one `parse.canonical_columns` already cast, if any."""
+    if name in landing.column_names and landing.schema.field(name).type == to:
+        return landing[name]
+    return pc.cast(strings, to)
 
 
 def split_partitions(table: pa.Table) -> list[tuple[tuple[str, int, int, int, int], pa.Table]]:
