@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.slow
@@ -50,6 +50,10 @@ def test_a_date_at_the_edge_of_the_calendar_is_a_json_400(client, auth, query):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+# the finding, every run (random draws found it only sometimes): the last day of the
+# calendar overflowed in `max_price` (a 500 before the fix)
+@example(endpoint=ENDPOINTS[3], first="2026-11-01", second="9999-12-31", which="both")
+@example(endpoint=ENDPOINTS[3], first="9999-12-31", second="9999-12-31", which="both")
 @given(endpoint=st.sampled_from(ENDPOINTS), first=values, second=values, which=st.sampled_from(["both", "one", "two"]))
 def test_any_date_or_garbage_gets_json_and_never_a_5xx(client, auth, endpoint, first, second, which):
     path, (a, b), fixed = endpoint

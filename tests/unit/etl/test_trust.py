@@ -54,9 +54,11 @@ def test_a_new_stream_never_overwrites_the_landing_files_of_an_old_one(tmp_path,
 
 
 def test_two_data_dirs_sharing_landing_and_lake_lose_nothing(tmp_path, make_series):
-    """Finding 1: two data dirs with one landing_uri/lake_uri lost 12 of 21 records."""
+    """Finding 1: two data dirs with one landing_uri/lake_uri lost 12 of 21 records. Both
+    streams deliver the same sequence range (1-12): before the fix their landing files had
+    the same name, and the second overwrote the first (this test failed there)."""
     landing_uri, lake_uri = str(tmp_path / "shared" / "landing"), str(tmp_path / "shared" / "lake")
-    records = {"a": make_series(9, "BTC"), "b": make_series(12, "ETH")}
+    records = {"a": make_series(12, "BTC"), "b": make_series(12, "ETH")}
     for name, recs in records.items():
         d = tmp_path / name
         stream, state = StreamLog(d / "stream.db"), StateStore(d / "state.db")
@@ -131,7 +133,10 @@ def test_rebuild_rollups_sets_aside_unreadable_lake_files_and_goes_on(env, make_
 
 
 def test_a_rewrite_writes_a_new_file_and_never_changes_one_in_place(env, make_series, t0):
-    """Finding 3: a reader that opened a file saw its content replaced under it."""
+    """Finding 3: a reader that opened a file saw its content replaced under it. A reader
+    that goes back to the file by name (as a Parquet reader does on S3, one ranged GET for
+    the footer, more for the row groups) must find what it read first, or nothing; before
+    the fix the name held the new content (this test failed there)."""
     env.land(make_series(3))
     env.run()
     first = _lake_key(env, "BTC")
@@ -140,6 +145,11 @@ def test_a_rewrite_writes_a_new_file_and_never_changes_one_in_place(env, make_se
         env.land(make_series(3, start=t0 + dt.timedelta(minutes=5)))
         env.run()
         assert reader.read() == held  # still what it was
+    try:
+        again = env.lake.read(first)  # by name again
+    except FileNotFoundError:
+        again = held  # retired: gone, never changed
+    assert again == held
     current = _lake_key(env, "BTC")
     assert current != first and layout.generation_of(current.rsplit("/", 1)[1]) > layout.generation_of(
         first.rsplit("/", 1)[1]

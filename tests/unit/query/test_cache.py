@@ -32,6 +32,8 @@ def test_an_entry_older_than_its_ttl_is_never_served_after_an_idle_spell(backgro
     cache = Cached(source, ttl=5, background=background, clock=clock)
     assert cache.get() == 1
     clock.now += 48  # idle
+    source.gate.clear()  # a slow refresh: serving the old value at once would be the finding
+    threading.Timer(0.3, source.gate.set).start()
     assert cache.get() == 2  # not the 48-second-old value
     clock.now += 4.9
     assert cache.get() in (2, 3)  # young enough; maybe refreshed ahead
