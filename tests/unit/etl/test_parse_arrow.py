@@ -3,8 +3,11 @@ steps aside (returns None) for any file holding something unusual."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,3 +99,32 @@ def test_random_canonical_files_match_the_per_line_path(records):
         mp.undo()
     assert (fast.columns, fast.count, fast.duplicates, []) == slow
     assert columns is not None, "valid canonical records always take the Arrow path"
+
+
+# ------------------------------------------- the byte-level shortcuts agree with the rules
+
+_STAMP = re.compile(f"^{parse._TS}$")
+_millis = st.datetimes(min_value=dt.datetime(1, 1, 1)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+)
+_near_stamps = st.one_of(_millis, st.text(alphabet="0123456789-T:.Z+ /\x00\u00e9", min_size=20, max_size=26))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_near_stamps, min_size=1, max_size=6), st.integers(0, 3))
+def test_the_millisecond_stamp_shortcut_accepts_only_what_the_rule_accepts(values, cut):
+    col = pa.chunked_array([pa.array(values[:cut], pa.string()), pa.array(values[cut:], pa.string())])
+    if parse._all_millisecond_stamps(col):
+        assert all(_STAMP.match(v) for v in values), values
+    if all(len(v) == 24 and _STAMP.match(v) for v in values):
+        assert parse._all_millisecond_stamps(col), values  # the common case takes the shortcut
+    sliced = pa.chunked_array([pa.array(["x", *values, "y"]).slice(1, len(values))])
+    assert parse._all_millisecond_stamps(sliced) == parse._all_millisecond_stamps(col)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=6))
+def test_the_control_character_shortcut_agrees_with_the_rule(values):
+    col = pa.chunked_array([pa.array(["\x01", *values, "\x02"]).slice(1, len(values))])
+    expected = any(any(ord(ch) < 0x20 for ch in v) for v in values)
+    assert parse._has_control(col) == expected
