@@ -303,7 +303,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--cryptos", default="BTC,ETH,XRP")
     ap.add_argument("--dup-rate", type=float, default=0.01, help="share of a file re-sent in the next one")
-    ap.add_argument("--max-batch-records", type=int, default=500_000)
+    ap.add_argument("--max-batch-records", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temp folder)")
     ap.add_argument("--results", type=Path, default=RESULTS)

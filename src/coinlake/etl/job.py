@@ -128,7 +128,7 @@ def run_etl(
     dead_letters: DeadLetters,
     *,
     lock_path: Path,
-    max_batch_records: int = 500_000,
+    max_batch_records: int = 200_000,
     lock_timeout: float | None = None,
     rollups: Storage | None = None,
     full_scan: bool | None = None,
@@ -165,8 +165,8 @@ def run_etl(
             scan = scan_landing(landing, state, full=False, lateness_hours=lateness_hours)
         pending = scan.pending
         _notice_changes(pending, scan.bookmarks, state)
-        for files, count, table in _ahead(_batches(landing, pending, rejects, max_batch_records)):
-            written = pass_.load(table)
+        for files, count, rows in _ahead(_batches(landing, pending, rejects, max_batch_records)):
+            written = pass_.load(to_table(rows))  # here, not on the reader: the two threads' work is about even
             state.mark(BOOKMARK_NAMESPACE, [(f.key, _identity(f)) for f in files])
             batch = {
                 "files": len(files),
@@ -475,9 +475,9 @@ def unchanged(info: FileInfo, bookmark: str | None) -> bool:
 
 def _batches(
     landing: Storage, pending: list[FileInfo], rejects: Rejects, max_records: int
-) -> Generator[tuple[list[_Read], int, pa.Table], None, None]:
-    """Parse files in key order; yield (files, valid records, their distinct rows as a
-    table) whenever the records reach `max_records`, then at the end. Bad lines are
+) -> Generator[tuple[list[_Read], int, Rows], None, None]:
+    """Parse files in key order; yield (files, valid records, the records as `Rows`)
+    whenever the records reach `max_records`, then at the end. Bad lines are
     dead-lettered as they are found. A file's bookmark is the size of the bytes parsed."""
     files: list[_Read] = []
     rows = Rows()
@@ -492,12 +492,12 @@ def _batches(
         _parse_group(group, rows, files, rejects)
         group, size, lines = [], 0, 0
         if rows.count >= max_records:
-            yield files, rows.count, to_table(rows)
+            yield files, rows.count, rows
             files, rows = [], Rows()
     if group:
         _parse_group(group, rows, files, rejects)
     if files:
-        yield files, rows.count, to_table(rows)
+        yield files, rows.count, rows
 
 
 _T = TypeVar("_T")
