@@ -11,9 +11,10 @@ Steps, under an exclusive inter-process lock (`lock.EtlLock`):
    window are listed (`etl.landing`), so a pass costs the same with a year of history as
    with a day; a full scan (the first pass of a process, `full_scan=True`, once a day, or
    when asked through `FULL_SCAN_KEY`) lists them all, for stragglers.
-2. Read and parse them in bounded batches (about `max_batch_records` valid records).
-   Bad lines go to the dead-letter area, each exactly once across re-runs (see
-   `Rejects`); they never reach the lake.
+2. Read and parse them in bounded batches (about `max_batch_records` valid records),
+   the next batch on the reader thread (`_ahead`) while this one is transformed and
+   written: one batch ahead, never two. Bad lines go to the dead-letter area, each
+   exactly once across re-runs (see `Rejects`); they never reach the lake.
 3. Transform the batch (`transform.to_table`), keep the first record of every
    `event_id`, split by hour partition and merge each partition (`writer.merge_partition`,
    on two threads: drop ids already there, never write over a file). An open hour gets a
