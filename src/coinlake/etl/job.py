@@ -330,8 +330,8 @@ class _Pass:
         log.warning("rebuilding %d partition(s) from the landing zone: %s", len(wanted), sorted(wanted))
         files = [f for f in landing.list() if LANDING_KEY.fullmatch(f.key)]
         written = 0
-        for _files, _count, table in _batches(landing, files, rejects, max_records):
-            written += self.load(table, only=wanted)
+        for _files, _count, rows in _batches(landing, files, rejects, max_records):
+            written += self.load(to_table(rows), only=wanted)
         self.state.set(REPAIR_KEY, [])
         self.state.incr("etl.repaired", written)
         log.warning("rebuilt %d partition(s): %d rows put back from the landing zone", len(wanted), written)
