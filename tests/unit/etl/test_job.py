@@ -98,6 +98,16 @@ def test_small_batches_are_bounded_and_give_the_same_lake(env, make_series, monk
     assert env.lake_ids() == sorted(x.event_id for x in records)
 
 
+def _land_hours(env, make_series, t0, hours: int) -> list:
+    """One landing file of 4 records in each of `hours` hours; returns the records."""
+    records = []
+    for hour in range(hours):
+        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
+        records += batch
+        env.land(batch)
+    return records
+
+
 def _traced_batches(monkeypatch) -> list[tuple[str, int, str]]:
     """Trace (event, batch number, thread name) of a pass: a batch parsed ("parsed") and
     loaded ("load" when it starts, "loaded" when it ends)."""
@@ -140,11 +150,7 @@ def test_the_next_batch_is_parsed_while_this_one_is_written_and_never_two_ahead(
         return real_parse(group, rows, files, rejects)
 
     monkeypatch.setattr(job, "_parse_group", parse)
-    records = []
-    for hour in range(4):
-        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
-        records += batch
-        env.land(batch)
+    records = _land_hours(env, make_series, t0, 4)
     r = env.run(max_batch_records=4)
     assert (r.files, r.written) == (4, 16)
     assert env.lake_ids() == sorted(x.event_id for x in records)
@@ -157,11 +163,7 @@ def test_the_next_batch_is_parsed_while_this_one_is_written_and_never_two_ahead(
 
 
 def test_a_load_that_fails_while_the_next_batch_is_parsed_loses_nothing(env, make_series, monkeypatch, t0):
-    records = []
-    for hour in range(3):
-        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
-        records += batch
-        env.land(batch)
+    records = _land_hours(env, make_series, t0, 3)
     real_load = job._Pass.load
     loads = []
 
@@ -183,11 +185,7 @@ def test_a_load_that_fails_while_the_next_batch_is_parsed_loses_nothing(env, mak
 
 
 def test_a_read_that_fails_ahead_fails_the_pass_after_the_batch_before_is_kept(env, make_series, monkeypatch, t0):
-    records = []
-    for hour in range(3):
-        batch = make_series(4, start=t0 + dt.timedelta(hours=hour))
-        records += batch
-        env.land(batch)
+    records = _land_hours(env, make_series, t0, 3)
     real_read = env.landing.read
     reads = []
 
