@@ -38,6 +38,9 @@ def _fast_table(landing: pa.Table) -> pa.Table:
         _typed(landing, name, s[source], to)
         for name, source, to in zip(TYPED, ("amount", "timestamp_utc", "ingested_at"), (_PRICE, _TS, _TS), strict=True)
     )
+    # the calendar fields of UTC wall time: on a zone-less copy (a view of the same
+    # numbers), Arrow skips the time zone lookups (3-4x faster)
+    wall = timestamp.cast(pa.timestamp("us"))
     return pa.Table.from_pydict(
         {
             "crypto": s["crypto"],
@@ -49,10 +52,10 @@ def _fast_table(landing: pa.Table) -> pa.Table:
             "event_id": s["event_id"],
             "source": s["source"],
             "ingested_at": ingested,
-            "year": pc.cast(pc.year(timestamp), pa.int32()),
-            "month": pc.cast(pc.month(timestamp), pa.int32()),
-            "day": pc.cast(pc.day(timestamp), pa.int32()),
-            "hour": pc.cast(pc.hour(timestamp), pa.int32()),
+            "year": pc.cast(pc.year(wall), pa.int32()),
+            "month": pc.cast(pc.month(wall), pa.int32()),
+            "day": pc.cast(pc.day(wall), pa.int32()),
+            "hour": pc.cast(pc.hour(wall), pa.int32()),
         },
         schema=LAKE_SCHEMA,
     )

@@ -64,7 +64,8 @@ def parquet_table(
 
 def to_parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=COMPRESSION)
+    dictionary = [name for name in table.column_names if name not in layout.UNIQUE_COLUMNS]
+    pq.write_table(table, sink, compression=COMPRESSION, use_dictionary=dictionary)
     return sink.getvalue().to_pybytes()
 
 

@@ -290,3 +290,17 @@ def test_a_pass_compacts_only_the_hours_it_recorded(env, make_series, t0):
     env.run(clock=_closed(t0))
     assert len(_current(env)) == 2 and len(env.lake_ids()) == 10
     assert job.CLOSE_AFTER >= 900
+
+
+def test_lake_files_dictionary_encode_only_the_columns_whose_values_repeat(env, make_series, t0):
+    """A dictionary of values that never repeat (ids, instants) costs time and space;
+    the columns whose values repeat keep theirs."""
+    env.land(make_series(30))
+    env.run(clock=_open(t0))
+    (name,) = _current(env)
+    meta = pq.read_metadata(pa.BufferReader(env.lake.read(f"{FOLDER}/{name}"))).row_group(0)
+    encoded = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    for column in layout.UNIQUE_COLUMNS:
+        assert "RLE_DICTIONARY" not in encoded[column], column
+    for column in ("currency", "source", "price", "date"):
+        assert "RLE_DICTIONARY" in encoded[column], column
