@@ -7,6 +7,7 @@ Readers therefore never see half a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -198,10 +199,8 @@ class Storage:
         """Delete `key`; nothing happens when it does not exist."""
         path = self.path(key)
         if self.local:  # the plain call: fsspec's local layer costs more than the unlink
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
             return
         if self.fs.exists(path):
             self.fs.rm(path)

@@ -64,7 +64,16 @@ from coinlake.query.params import (
     parse_instant,
 )
 from coinlake.query.partitions import HOUR, ceil_hour, floor_hour, hours_between, months_between
-from coinlake.query.periods import PeriodCache, Piece, TooBig, WouldRead, bucket_start
+from coinlake.query.periods import (
+    Ambiguous,
+    PeriodCache,
+    Piece,
+    TooBig,
+    WouldRead,
+    bucket_start,
+    ceil_minute,
+    floor_minute,
+)
 from coinlake.query.protocol import Engine, Scope
 from coinlake.query.results import (
     STATUS,
@@ -84,6 +93,10 @@ from coinlake.query.results import (
 from coinlake.query.tail import TailPrice
 
 log = logging.getLogger(__name__)
+
+#: 1m/5m/15m candles over at most this much time are built from each hour's cached
+#: minutes (`periods.Minutes`); a longer range is one statement (its first read is cheaper).
+MINUTES_SPAN = dt.timedelta(hours=48)
 
 __all__ = [
     "DEFAULT_CANDLE_RANGES", "DEFAULT_CANDLE_SPANS", "INTERVALS", "STATUS", "BadRequest", "Candle", "Catalogue",
@@ -422,11 +435,16 @@ class Catalogue:
         """Partial aggregates per bucket of the points in [start, end), in time order (with
         the cached candle of a whole closed bucket)."""
         periods = self.periods
-        if periods is None or interval in RAW_INTERVALS or not self.engine.has_rollups:
+        raw = interval in RAW_INTERVALS
+        if periods is None or (raw and end - start > MINUTES_SPAN) or (not raw and not self.engine.has_rollups):
             self._check_reads()
             parts = self._partials(crypto, currency, start, end, interval)
             return [(parts[b], None) for b in sorted(parts)]
         segments: list[list[Piece]] = []
+        if raw:  # buckets within hours: each hour's minutes
+            for h in hours_between(start, end):
+                segments.extend(self._minute_pieces(crypto, currency, h, max(start, h), min(end, h + HOUR), interval))
+            return periods.join(segments)
         for source, lo, hi in self._plan(start, end, interval):
             if source == sql.ROLLUP:
                 for y, m in months_between(lo, hi):
@@ -437,15 +455,42 @@ class Catalogue:
             for h in hours_between(lo, hi):  # the partial hours at the edges
                 hour = periods.hour(crypto, currency, h)
                 a, b = max(lo, h), min(hi, h + HOUR)
-                if isinstance(hour, TooBig):  # not kept: from its statement
-                    self._check_reads()
-                    parts = self._partials(crypto, currency, a, b, interval)
-                    segments.extend([(parts[k], None)] for k in sorted(parts))
+                if isinstance(hour, TooBig):  # its rows are not kept: its minutes are
+                    segments.extend(self._minute_pieces(crypto, currency, h, a, b, interval))
                     continue
                 p = None if hour is None else hour.partial(a, b, bucket_start(a, interval))
                 if p is not None:
                     segments.append([(p, None)])
         return periods.join(segments)
+
+    def _minute_pieces(
+        self, crypto: str, currency: str, h: dt.datetime, a: dt.datetime, b: dt.datetime, interval: str
+    ) -> list[list[Piece]]:
+        """Segments of [a, b) within the raw hour starting at `h`: its whole minutes from the
+        period cache (`periods.Minutes`), the seconds at the edges from the statement (and
+        everything when the hour's minutes cannot be merged exactly)."""
+        assert self.periods is not None
+        minutes = self.periods.minutes(crypto, currency, h)
+        if minutes is None:
+            return []
+        a, b = a.astimezone(dt.UTC), b.astimezone(dt.UTC)
+        a1, b1 = ceil_minute(a), floor_minute(b)
+        if isinstance(minutes, Ambiguous) or a1 >= b1:
+            return self._statement_pieces(crypto, currency, a, b, interval)
+        return [
+            *self._statement_pieces(crypto, currency, a, a1, interval),
+            minutes.pieces(interval, a1, b1),
+            *self._statement_pieces(crypto, currency, b1, b, interval),
+        ]
+
+    def _statement_pieces(
+        self, crypto: str, currency: str, a: dt.datetime, b: dt.datetime, interval: str
+    ) -> list[list[Piece]]:
+        if a >= b:
+            return []
+        self._check_reads()
+        parts = self._partials(crypto, currency, a, b, interval)
+        return [[(parts[k], None)] for k in sorted(parts)]
 
     def _partials(
         self, crypto: str, currency: str, start: dt.datetime, end: dt.datetime, interval: str

@@ -9,7 +9,10 @@ keeps, keyed by that list (never by time):
   and, built on first use, its whole buckets per interval (4h, 1d, the month) with their
   `Candle`s, so a year of daily candles is a dozen cached lists put end to end;
 - `Hour`: a raw hour partition of one crypto and currency: its rows in lake order
-  (`timestamp`, `event_id`), for the partial hours at a range's edges and pages of prices.
+  (`timestamp`, `event_id`), for the partial hours at a range's edges and pages of prices;
+- `Minutes`: a raw hour partition's 1-minute partials, merged from each of its files'
+  (computed once per file), for the 1m/5m/15m candles and for the edges of an hour too
+  big to keep: an open hour at a high tick rate costs a new delta's minutes, not a scan.
 
 Only what the ETL rewrote since (the current month's newer rollup, the open hour's newer
 partition file) is read again, on the first question that needs it. Every range is cut
@@ -23,8 +26,9 @@ within 1.5 TTL (1.5 s by default).
 
 Bounded: months least recently used beyond `max_months` are dropped, and hours beyond
 `max_rows` cached rows; an hour with more than `hour_cap` rows (a quarter of that) is not
-kept (`TOO_BIG`: its questions go to the engine's statements, which read with a LIMIT);
-the ranges and joins remembered are bounded too. Thread-safe;
+kept (`TOO_BIG`: its pages go to the engine's statements, which read with a LIMIT, its
+aggregates to `Minutes`); minutes beyond `max_minutes` (files' and hours' apart); the
+ranges and joins remembered are bounded too. Thread-safe;
 concurrent misses of one month or hour read it once. The engine must offer `files(source,
 scope)` and `fetch_files(stmt, values, files)` (`DuckDBEngine`); `supports(engine)` says
 whether it does.
@@ -60,6 +64,9 @@ class WouldRead(Exception):
 #: The bucket of the whole range (`sql.ALL`), as the statements write it.
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 WIDTHS = {"1h": HOUR, "4h": 4 * HOUR, "1d": 24 * HOUR}
+MINUTE = dt.timedelta(minutes=1)
+#: The raw intervals' bucket widths in minutes (each divides an hour).
+_MINUTES = {"1m": 1, "5m": 5, "15m": 15}
 #: Enough digits for any sum of DECIMAL(38,12) values.
 _PREC = 80
 #: Ranges remembered per month (`Month.pieces`).
@@ -73,6 +80,8 @@ Piece = tuple[Partial, Candle | None]
 
 def bucket_start(t: dt.datetime, interval: str) -> dt.datetime:
     """The start of `t`'s bucket (UTC), as `sql._BUCKETS` computes it; `sql.ALL`: EPOCH."""
+    if interval in _MINUTES:
+        return t.replace(minute=t.minute - t.minute % _MINUTES[interval], second=0, microsecond=0)
     if interval == "1h":
         return t.replace(minute=0, second=0, microsecond=0)
     if interval == "4h":
@@ -221,6 +230,67 @@ class TooBig:
 TOO_BIG = TooBig()
 
 
+class Ambiguous:
+    """An hour whose files' minutes cannot be merged exactly: two files hold a minute's
+    first (or last) instant with different prices, and only the rows' `event_id`s say
+    which is the open (close). Its questions go to the engine."""
+
+    __slots__ = ()
+
+
+AMBIGUOUS = Ambiguous()
+
+
+def floor_minute(t: dt.datetime) -> dt.datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def ceil_minute(t: dt.datetime) -> dt.datetime:
+    f = floor_minute(t)
+    return f if f == t else f + MINUTE
+
+
+class Minutes:
+    """The 1-minute partial aggregates of one raw hour partition of one crypto and
+    currency, merged from those of its files (each computed once: files never change):
+    whatever the hour's size, a question over its whole minutes costs at most 60 merges."""
+
+    __slots__ = ("parts", "starts")
+
+    def __init__(self, parts: list[Partial]):
+        self.parts = parts  # one per minute with data, in time order
+        self.starts = [p.bucket for p in parts]
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    @classmethod
+    def merged(cls, files: list[list[Partial]]) -> Minutes | Ambiguous:
+        """The minutes of an hour from its files' minutes (rows of disjoint `event_id`s)."""
+        by: dict[dt.datetime, Partial] = {}
+        with localcontext() as ctx:
+            ctx.prec = _PREC
+            for parts in files:
+                for p in parts:
+                    q = by.get(p.bucket)
+                    if q is None:
+                        by[p.bucket] = p
+                        continue
+                    tied_open = q.first_at == p.first_at and q.open != p.open
+                    if tied_open or (q.last_at == p.last_at and q.close != p.close):
+                        return AMBIGUOUS
+                    by[p.bucket] = q.merge(p)
+        return cls([by[b] for b in sorted(by)])
+
+    def pieces(self, interval: str, lo: dt.datetime, hi: dt.datetime) -> list[Piece]:
+        """Per bucket of `interval`, in time order, the partials of the whole minutes in
+        [lo, hi) (both on a minute)."""
+        groups: dict[dt.datetime, list[Partial]] = {}
+        for p in self.parts[bisect_left(self.starts, lo) : bisect_left(self.starts, hi)]:
+            groups.setdefault(bucket_start(p.bucket, interval), []).append(p)
+        return [(merge_all(ps, b), None) for b, ps in groups.items()]  # in time order, as the minutes
+
+
 class Hour:
     """A raw hour partition of one crypto and currency: its rows in lake order."""
 
@@ -322,6 +392,7 @@ class PeriodCache:
         *,
         max_months: int = 96,
         max_rows: int = 100_000,
+        max_minutes: int = 50_000,
         recheck: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -339,6 +410,9 @@ class PeriodCache:
         self.hour_cap = max(1, max_rows // 4)
         self._months = _Lru(max_months)
         self._hours = _Lru(max_rows)
+        #: Minute partials, weighed one each: of files, and of hours merged from them.
+        self._file_minutes = _Lru(max_minutes)
+        self._minutes = _Lru(max_minutes)
         self._local = threading.local()
         self._flights: dict[Hashable, list[Any]] = {}  # key -> [lock, users]: one read per key at a time
         self._flights_lock = threading.Lock()
@@ -368,6 +442,8 @@ class PeriodCache:
         self._recent = {}
         self._months.clear()
         self._hours.clear()
+        self._file_minutes.clear()
+        self._minutes.clear()
 
     def month(self, crypto: str, currency: str, year: int, month: int) -> Month | None:
         """The rollup month (None: no rollup file for it). Its files are looked up again
@@ -379,6 +455,12 @@ class PeriodCache:
         more rows than `hour_cap`, ask the engine); its files are looked up again once
         `recheck` seconds have passed since the last look."""
         return self._recently(("hour", crypto, currency, hour), self._hour)
+
+    def minutes(self, crypto: str, currency: str, hour: dt.datetime) -> Minutes | Ambiguous | None:
+        """The 1-minute partials of the raw hour partition starting at `hour` (None: no
+        partition file; `AMBIGUOUS`: ask the engine). A file's minutes are computed once;
+        the hour's files are looked up again once `recheck` seconds have passed."""
+        return self._recently(("minutes", crypto, currency, hour), self._hour_minutes)
 
     def _recently(self, key: tuple[Any, ...], find: Callable[..., Any]) -> Any:
         now = self.clock()
@@ -421,6 +503,25 @@ class PeriodCache:
             return entry, max(1, len(entry))
 
         return self._load(self._hours, ("hour", crypto, currency), sql.RAW, Scope(crypto, hour, hour + HOUR), build)
+
+    def _hour_minutes(self, crypto: str, currency: str, hour: dt.datetime) -> Minutes | Ambiguous | None:
+        stmt = sql.statement("partials_raw", self.engine.dialect, "1m")
+        values = {"crypto": crypto, "currency": currency, "start": hour, "end": hour + HOUR}
+
+        def build(files: list[str]) -> tuple[Minutes | Ambiguous, int]:
+            per_file = []
+            for name in files:
+                key = (crypto, currency, hour, name)
+                parts = self._file_minutes.get(key)
+                if parts is None:
+                    parts = [Partial.from_row(r) for r in self.engine.fetch_files(stmt, values, [name])]
+                    self._file_minutes.put(key, parts, max(1, len(parts)))
+                per_file.append(parts)
+            minutes = Minutes.merged(per_file)
+            return minutes, max(1, len(minutes) if isinstance(minutes, Minutes) else 1)
+
+        scope = Scope(crypto, hour, hour + HOUR)
+        return self._load(self._minutes, ("minutes", crypto, currency), sql.RAW, scope, build)
 
     def _load(
         self,

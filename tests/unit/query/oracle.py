@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
@@ -44,8 +45,16 @@ class Lake:
         self.dead_letters = DeadLetters(root / "dead-letter", self.state)
         self.records: list[LandingRecord] = []  # everything landed, duplicates included
 
-    def load(self, records: Iterable[LandingRecord], *, files: int = 1, max_batch_records: int = 500_000) -> None:
-        """Land the records in `files` landing files and run one ETL pass."""
+    def load(
+        self,
+        records: Iterable[LandingRecord],
+        *,
+        files: int = 1,
+        max_batch_records: int = 500_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Land the records in `files` landing files and run one ETL pass (`clock` says
+        which hours are closed)."""
         records = list(records)
         if not records:
             return
@@ -63,6 +72,7 @@ class Lake:
             lock_path=self.root / "etl.lock",
             max_batch_records=max_batch_records,
             rollups=self.rollups,
+            clock=clock,
         )
 
     def close(self) -> None:
