@@ -73,6 +73,7 @@ bench: $(VENV)/.bench  ## run the benchmarks (prints figures, writes benchmarks/
 	$(BIN)/python benchmarks/etl.py
 	$(BIN)/python benchmarks/guard.py
 	$(BIN)/python benchmarks/query.py
+	$(BIN)/python benchmarks/open_hour.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/crash.py
 	$(BIN)/python benchmarks/deadletters.py

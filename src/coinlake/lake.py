@@ -87,6 +87,12 @@ LAKE_FILE_COLUMNS = (
 #: dictionary-encodes every other column, but a dictionary of these only costs time and
 #: space (measured: writing a partition 30 % faster, its file 9 % smaller).
 UNIQUE_COLUMNS = ("timestamp", "timestamp_utc", "event_id", "ingested_at")
+#: Rows in a Parquet row group of a lake file. A file is sorted by time, so a reader skips
+#: the row groups whose time range misses the question's (by their min/max statistics):
+#: smaller groups than Parquet's default (1 Mi rows) make a page or the seconds at a range's
+#: edge read one group of a busy hour's file instead of all of it (measured on 1.2 M rows:
+#: a page 85 -> 20 ms, an edge 6 -> 3 ms; the file 4 % bigger).
+ROW_GROUP_ROWS = 131_072
 _PARTITION_KINDS = {"crypto": "string", "year": "int32", "month": "int32", "day": "int32", "hour": "int32"}
 #: The table `spot_prices` as a query engine sees it: crypto first, the partition ints last.
 LAKE_COLUMNS = (

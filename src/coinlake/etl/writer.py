@@ -65,7 +65,9 @@ def parquet_table(
 def to_parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     dictionary = [name for name in table.column_names if name not in layout.UNIQUE_COLUMNS]
-    pq.write_table(table, sink, compression=COMPRESSION, use_dictionary=dictionary)
+    pq.write_table(
+        table, sink, compression=COMPRESSION, use_dictionary=dictionary, row_group_size=layout.ROW_GROUP_ROWS
+    )
     return sink.getvalue().to_pybytes()
 
 

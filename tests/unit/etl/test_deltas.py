@@ -304,3 +304,17 @@ def test_lake_files_dictionary_encode_only_the_columns_whose_values_repeat(env, 
         assert "RLE_DICTIONARY" not in encoded[column], column
     for column in ("currency", "source", "price", "date"):
         assert "RLE_DICTIONARY" in encoded[column], column
+
+
+def test_lake_files_are_cut_into_row_groups_a_reader_can_skip_by_time(env, make_series, t0, monkeypatch):
+    """A file is sorted by time and cut every `ROW_GROUP_ROWS` rows, so each row group's
+    time statistics let a reader skip it."""
+    monkeypatch.setattr(layout, "ROW_GROUP_ROWS", 8)
+    env.land(make_series(30))
+    env.run(clock=_open(t0))
+    (name,) = _current(env)
+    meta = pq.read_metadata(pa.BufferReader(env.lake.read(f"{FOLDER}/{name}")))
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [8, 8, 8, 6]
+    column = meta.schema.names.index("timestamp")
+    spans = [meta.row_group(i).column(column).statistics for i in range(meta.num_row_groups)]
+    assert all(a.max < b.min for a, b in zip(spans, spans[1:], strict=False))
