@@ -3,7 +3,8 @@
 `StreamTail(stream_path)` reads the stream's SQLite file read-only (`mode=ro`; in WAL
 mode readers never block the writer) and keeps in memory, per (crypto, currency), the
 record with the highest (timestamp, event_id) it has seen. Each refresh reads only the
-records after the last sequence number seen (`WHERE seq > ?`, the primary key), and runs
+records after the last sequence number seen (`WHERE seq > ?`, the primary key; a row may
+hold a page of records, `stream.log.expand`), and runs
 at most every `min_interval` seconds (50 ms by default), so a price is visible here
 within that interval of `put_records` returning. Records that are not valid landing
 records are skipped (the ETL dead-letters them). Prices stay known after the stream
@@ -26,10 +27,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from coinlake.contract import ContractError, LandingRecord, parse_ts, to_price
+from coinlake.stream.log import READ_ROWS, expand
 
 log = logging.getLogger(__name__)
 
-_READ = "SELECT seq, data FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
+#: A stream file of schema version 1 (one record a row), until a writer upgrades it.
+_READ_V1 = "SELECT seq, 1, partition_key, NULL, NULL, data, arrived_at FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,28 +127,51 @@ class StreamTail:
         total = 0
         best = None
         while True:
-            try:
-                rows = con.execute(_READ, (self._seq, self.batch)).fetchall()
+            try:  # rows, each one record or a page of them: at most `batch` records at a time
+                rows, more = self._rows(con)
             except sqlite3.OperationalError as exc:  # no table yet, or briefly busy: next time
                 log.debug("stream tail: %s", exc)
                 break
             if not rows:
                 break
-            for seq, data in rows:
-                point = _point(seq, data, best if best is not None else self._best)
-                if point is _INVALID:
-                    self.skipped += 1
-                elif isinstance(point, TailPrice):
-                    if best is None:
-                        best = dict(self._best)
-                    best[(point.crypto, point.currency)] = point
+            for row in rows:
+                for rec in expand(row, self._seq):
+                    point = _point(rec.seq, rec.data, best if best is not None else self._best)
+                    if point is _INVALID:
+                        self.skipped += 1
+                    elif isinstance(point, TailPrice):
+                        if best is None:
+                            best = dict(self._best)
+                        best[(point.crypto, point.currency)] = point
+                    total += 1
             self._seq = rows[-1][0]
-            total += len(rows)
-            if len(rows) < self.batch:
+            if not more:
                 break
         if best is not None:
             self._best = best
         return total
+
+    def _rows(self, con: sqlite3.Connection) -> tuple[list[tuple], bool]:
+        """The next rows after the last sequence number seen, holding `batch` records or
+        fewer (the first row whatever its size), and whether more may follow."""
+        try:
+            cur = con.execute(READ_ROWS, (self._seq, self.batch))
+        except sqlite3.OperationalError as exc:
+            if "no such column" not in str(exc):
+                raise
+            cur = con.execute(_READ_V1, (self._seq, self.batch))
+        rows: list[tuple] = []
+        held = fetched = 0
+        try:
+            for row in cur:
+                fetched += 1
+                if rows and held + row[1] > self.batch:
+                    return rows, True
+                rows.append(row)
+                held += row[1]
+        finally:
+            cur.close()
+        return rows, fetched == self.batch
 
 
 _INVALID = object()

@@ -1,7 +1,10 @@
 """The embedded durable log: the Kinesis Data Stream of the local shape, on SQLite.
 
 One table of records, numbered by a monotonic sequence number, plus one row per
-consumer (its checkpoint and a small JSON state). The file is in WAL mode with
+consumer (its checkpoint and a small JSON state). The records of one transaction are
+stored as one row, a page (`expand` reads it back record by record): a producer's batch
+costs one insert and one read, not one per record. Every record keeps its own sequence
+number; reads, checkpoints, trims and counts are by record. The file is in WAL mode with
 `synchronous=FULL`, so `put_records` returns only once the records are on disk.
 
 Semantics, and where they mirror Kinesis:
@@ -35,9 +38,13 @@ import contextlib
 import json
 import logging
 import sqlite3
+import sys
 import time
 import uuid
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,16 +63,24 @@ MAX_BATCH_BYTES = 5 * MIB
 #: `trim` deletes in transactions of at most this many records.
 TRIM_CHUNK = 20_000
 
-SCHEMA_VERSION = 1
-_SCHEMA = (
-    # AUTOINCREMENT: a sequence number is never reused, even once trim has emptied the table.
-    # `data` is the last column so that reading seq/arrival never touches a large blob.
-    """CREATE TABLE IF NOT EXISTS records (
+SCHEMA_VERSION = 2
+#: A row holds one record, or a page of `n` records put in one transaction (their data
+#: concatenated, `sizes` their lengths as little-endian uint32, `keys` their partition keys
+#: as a JSON array unless all are `partition_key`); its `seq` is its last record's. One
+#: row per producer batch: a page costs one insert and one read, not hundreds.
+_RECORDS = """CREATE TABLE IF NOT EXISTS {name} (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         arrived_at REAL NOT NULL,
+        n INTEGER NOT NULL DEFAULT 1,
         partition_key TEXT NOT NULL,
+        keys TEXT,
+        sizes BLOB,
         data BLOB NOT NULL
-    )""",
+    )"""
+_SCHEMA = (
+    # AUTOINCREMENT: a sequence number is never reused, even once trim has emptied the table.
+    # `data` is the last column so that reading seq/arrival/n never touches a large blob.
+    _RECORDS.format(name="records"),
     # `stream_id`: made once with the file. Delivery names landing files with it, so a new
     # stream (its sequence numbers start again at 1) never writes over an old one's files.
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -126,6 +141,8 @@ class StreamLog:
                 raise RuntimeError(
                     f"{self.path} has stream schema version {version}; this coinlake knows {SCHEMA_VERSION}"
                 )
+            if version == 1:
+                _upgrade_from_1(con)
             for ddl in _SCHEMA:
                 con.execute(ddl)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -187,15 +204,24 @@ class StreamLog:
         return seqs
 
     def _put_chunk(self, rows: list[tuple[str, bytes]]) -> list[int]:
+        n = len(rows)
+        key = rows[0][0]
+        keys = sizes = None
+        if n > 1:
+            names = [k for k, _ in rows]
+            keys = None if names.count(key) == n else json.dumps(names)
+            lengths = array("I", [len(blob) for _, blob in rows])
+            if sys.byteorder != "little":
+                lengths.byteswap()
+            sizes = lengths.tobytes()
+            key = key if keys is None else ""
+        data = rows[0][1] if n == 1 else b"".join(blob for _, blob in rows)
         with self._tx() as con:
             now = self._clock()  # under the write lock: arrival never decreases along seq
-            con.executemany(
-                "INSERT INTO records(arrived_at, partition_key, data) VALUES (?, ?, ?)",
-                [(now, key, blob) for key, blob in rows],
-            )
-            # The write lock is held, so the rows just inserted got consecutive numbers.
-            last = con.execute("SELECT last_insert_rowid()").fetchone()[0]
-        return list(range(last - len(rows) + 1, last + 1))
+            # The write lock is held: the numbers after the last one ever given are free.
+            last = _last_seq(con) + n
+            con.execute(_INSERT, (last, now, n, key, keys, sizes, data))
+        return list(range(last - n + 1, last + 1))
 
     # ------------------------------------------------------------ readers
     def read(self, after: int, limit: int = 5000, max_bytes: int | None = None) -> list[StreamRecord]:
@@ -204,20 +230,18 @@ class StreamLog:
         is always returned, however large."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        cur = self._con.execute(
-            "SELECT seq, partition_key, data, arrived_at FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
+        cur = self._con.execute(READ_ROWS, (after, limit))
+        out: list[StreamRecord] = []
+        total = 0
         try:
-            if max_bytes is None:
-                return list(map(StreamRecord._make, cur.fetchall()))
-            out: list[StreamRecord] = []
-            total = 0
             for row in cur:
-                total += len(row[2])
-                if out and total > max_bytes:
-                    break
-                out.append(StreamRecord._make(row))
+                for rec in expand(row, after):
+                    total += len(rec.data)
+                    if out and max_bytes is not None and total > max_bytes:
+                        return out
+                    out.append(rec)
+                    if len(out) >= limit:
+                        return out
             return out
         finally:
             cur.close()
@@ -284,19 +308,19 @@ class StreamLog:
         cutoff = now - self.retention_hours * 3600.0
         con = self._con
         with self._snapshot():
-            first = con.execute("SELECT min(seq) FROM records").fetchone()[0]
+            first = con.execute("SELECT min(seq - n + 1) FROM records").fetchone()[0]
             if first is None:
                 return 0
-            # The first record young enough to keep ends the prefix that goes.
+            # The first row young enough to keep ends the prefix that goes.
             keep = con.execute(
-                "SELECT seq FROM records WHERE arrived_at >= ? ORDER BY seq LIMIT 1", (cutoff,)
+                "SELECT seq - n + 1 FROM records WHERE arrived_at >= ? ORDER BY seq LIMIT 1", (cutoff,)
             ).fetchone()
             upto = (keep[0] if keep else _last_seq(con) + 1) - 1
             if upto < first:
                 return 0
             lagging = con.execute("SELECT name, seq FROM consumers WHERE seq < ? ORDER BY name", (upto,)).fetchall()
             for name, seq in lagging:
-                lost = con.execute("SELECT count(*) FROM records WHERE seq > ? AND seq <= ?", (seq, upto)).fetchone()[0]
+                lost = con.execute(_COUNT_AFTER + " AND seq <= ?", (seq, seq, upto)).fetchone()[0]
                 if lost:
                     log.warning(
                         "stream retention (%g h) deletes %d records consumer %r has not read: "
@@ -307,8 +331,11 @@ class StreamLog:
         lo = first
         while lo <= upto:
             hi = min(lo + TRIM_CHUNK - 1, upto)
-            with self._tx() as con:
-                deleted += con.execute("DELETE FROM records WHERE seq >= ? AND seq <= ?", (lo, hi)).rowcount
+            with self._tx() as con:  # rows whose last record is in [lo, hi]: whole pages (upto ends one)
+                deleted += con.execute(
+                    "SELECT coalesce(sum(n), 0) FROM records WHERE seq >= ? AND seq <= ?", (lo, hi)
+                ).fetchone()[0]
+                con.execute("DELETE FROM records WHERE seq >= ? AND seq <= ?", (lo, hi))
             lo = hi + 1
         if deleted:
             hours = self.retention_hours
@@ -325,14 +352,16 @@ class StreamLog:
         """
         now = self._clock() if now is None else now
         with self._snapshot() as con:
-            count, first, oldest = con.execute("SELECT count(*), min(seq), min(arrived_at) FROM records").fetchone()
+            count, first, oldest = con.execute(
+                "SELECT coalesce(sum(n), 0), min(seq - n + 1), min(arrived_at) FROM records"
+            ).fetchone()
             newest_row = con.execute("SELECT arrived_at FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             last = _last_seq(con)
             consumers: dict[str, dict[str, Any]] = {}
             for name, seq, state, updated in con.execute(
                 "SELECT name, seq, state, updated_at FROM consumers ORDER BY name"
             ).fetchall():
-                behind = con.execute("SELECT count(*) FROM records WHERE seq > ?", (seq,)).fetchone()[0]
+                behind = con.execute(_COUNT_AFTER, (seq, seq)).fetchone()[0]
                 nxt = con.execute(
                     "SELECT arrived_at FROM records WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
                 ).fetchone()
@@ -357,6 +386,50 @@ class StreamLog:
 
 
 # ---------------------------------------------------------------------- helpers
+
+#: The rows after a sequence number, for `expand` (a reader's query, in any process).
+READ_ROWS = (
+    "SELECT seq, n, partition_key, keys, sizes, data, arrived_at FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+_INSERT = "INSERT INTO records(seq, arrived_at, n, partition_key, keys, sizes, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+#: Records after a sequence number (bound twice), pages counted by what they hold past it.
+_COUNT_AFTER = "SELECT coalesce(sum(min(n, seq - ?)), 0) FROM records WHERE seq > ?"
+
+
+def expand(row: tuple[Any, ...], after: int = 0) -> list[StreamRecord]:
+    """The records of a `READ_ROWS` row whose sequence numbers are above `after`."""
+    seq, n, key, keys, sizes, data, arrived = row
+    if n == 1:
+        return [StreamRecord(seq, key, data, arrived)] if seq > after else []
+    lengths = array("I")
+    lengths.frombytes(sizes)
+    if sys.byteorder != "little":
+        lengths.byteswap()
+    names = json.loads(keys) if keys is not None else [key] * n
+    ends = list(accumulate(lengths))
+    first = seq - n + 1
+    skip = max(0, after - first + 1)
+    return [StreamRecord(first + i, names[i], data[ends[i] - lengths[i] : ends[i]], arrived) for i in range(skip, n)]
+
+
+def _upgrade_from_1(con: sqlite3.Connection) -> None:
+    """Version 1 held one record a row, without `n`, `keys` and `sizes`: copy its rows into
+    the new table (same sequence numbers, and the same last one ever given), in the
+    caller's transaction."""
+    last = _last_seq(con)
+    con.execute(_RECORDS.format(name="records_v2"))
+    con.execute(
+        "INSERT INTO records_v2(seq, arrived_at, n, partition_key, keys, sizes, data) "
+        "SELECT seq, arrived_at, 1, partition_key, NULL, NULL, data FROM records ORDER BY seq"
+    )
+    con.execute("DROP TABLE records")
+    con.execute("ALTER TABLE records_v2 RENAME TO records")
+    con.execute("DELETE FROM sqlite_sequence WHERE name = 'records'")
+    if last:
+        con.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('records', ?)", (last,))
+    log.info(
+        "stream %s: upgraded to schema version 2 (pages of records)", con.execute("PRAGMA database_list").fetchone()[2]
+    )
 
 
 def _last_seq(con: sqlite3.Connection) -> int:
@@ -388,34 +461,45 @@ def _validated(data: Sequence[bytes], partition_keys: Sequence[str] | None) -> l
         keys = partition_keys
         if len(keys) != len(data):
             raise ValueError(f"{len(data)} records but {len(keys)} partition keys")
-    rows = []
-    for i, (key, blob) in enumerate(zip(keys, data, strict=True)):
-        if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise TypeError(f"record {i} is {type(blob).__name__}; records are bytes (encode text first)")
-        if not isinstance(key, str):
-            raise TypeError(f"partition key {i} is {type(key).__name__}, not str")
+    if not all(type(blob) is bytes for blob in data):  # the rare case: convert, record by record
+        data = [_blob(i, blob) for i, blob in enumerate(data)]
+    if not all(type(key) is str for key in keys):  # before hashing them: a list is no key
+        for i, key in enumerate(keys):
+            if not isinstance(key, str):
+                raise TypeError(f"partition key {i} is {type(key).__name__}, not str")
+    # A batch has few distinct keys: each is checked (and its UTF-8 length taken) once.
+    key_bytes = {}
+    for key in dict.fromkeys(keys):
         if len(key) > MAX_PARTITION_KEY_CHARS:
-            raise ValueError(f"partition key {i} has {len(key)} characters; the limit is {MAX_PARTITION_KEY_CHARS}")
-        blob = bytes(blob)
-        size = len(blob) + len(key.encode())
-        if size > MAX_RECORD_BYTES:
             raise ValueError(
-                f"record {i} is {size} bytes (data + partition key), over the 1 MiB "
-                f"({MAX_RECORD_BYTES} bytes) limit of one stream record; nothing was written"
+                f"partition key {keys.index(key)} has {len(key)} characters; the limit is {MAX_PARTITION_KEY_CHARS}"
             )
-        rows.append((key, blob))
+        key_bytes[key] = len(key.encode())
+    rows = list(zip(keys, data, strict=True))
+    if max(map(len, data), default=0) + max(key_bytes.values(), default=0) > MAX_RECORD_BYTES:
+        for i, (key, blob) in enumerate(rows):
+            size = len(blob) + key_bytes[key]
+            if size > MAX_RECORD_BYTES:
+                raise ValueError(
+                    f"record {i} is {size} bytes (data + partition key), over the 1 MiB "
+                    f"({MAX_RECORD_BYTES} bytes) limit of one stream record; nothing was written"
+                )
     return rows
 
 
+def _blob(i: int, blob: object) -> bytes:
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise TypeError(f"record {i} is {type(blob).__name__}; records are bytes (encode text first)")
+    return bytes(blob)
+
+
 def _chunks(rows: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
-    chunk: list[tuple[str, bytes]] = []
-    size = 0
-    for row in rows:
-        n = len(row[1]) + len(row[0].encode())
-        if chunk and (len(chunk) >= MAX_BATCH_RECORDS or size + n > MAX_BATCH_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(row)
-        size += n
-    if chunk:
-        yield chunk
+    """At most `MAX_BATCH_RECORDS` records and `MAX_BATCH_BYTES` bytes each (a record over
+    the bytes alone makes a chunk of its own), in order."""
+    start = 0
+    while start < len(rows):
+        chunk = rows[start : start + MAX_BATCH_RECORDS]
+        ends = list(accumulate(len(blob) + len(key.encode()) for key, blob in chunk))
+        n = max(1, bisect_right(ends, MAX_BATCH_BYTES))
+        yield chunk[:n]
+        start += n
