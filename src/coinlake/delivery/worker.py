@@ -43,13 +43,12 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable
-from itertools import accumulate, repeat
 from typing import Any
 
 from coinlake.contract import landing_prefix
 from coinlake.state import StateStore
 from coinlake.storage import Storage
-from coinlake.stream.log import StreamLog, StreamRecord
+from coinlake.stream.log import Block, StreamLog, StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ ERROR_LOG_EVERY = 60.0
 #: Upper bound of the pause `run` makes between retries of a failing poll.
 MAX_RETRY_DELAY = 30.0
 
+_NEWLINE = ord("\n")
 _PREFIX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 
 
@@ -210,11 +210,12 @@ class Delivery:
         ends, or (if given) a record beyond `until` is reached."""
         while not self._full:
             limit = min(READ_PAGE, self.max_records - self._count)
-            page = self.stream.read(self._cursor, limit=limit, max_bytes=max(self.cap - len(self._buf), 1))
-            if not page:
+            blocks = self.stream.read_blocks(self._cursor, limit=limit, max_bytes=max(self.cap - len(self._buf), 1))
+            if not blocks:
                 return
-            if (until is None or page[-1].seq <= until) and self._take_page(page):
+            if (until is None or blocks[-1].last <= until) and self._take_blocks(blocks):
                 continue
+            page = [rec for block in blocks for rec in block.records()]
             for rec in page:  # one by one: a page reaching past `until`, or a record without its newline
                 if until is not None and rec.seq > until:
                     return
@@ -231,27 +232,35 @@ class Delivery:
                     self._full = True
                     return
 
-    def _take_page(self, page: list[StreamRecord]) -> bool:
-        """`_fill`'s common case without a Python step per record: append the records of
-        `page` that fit, in order, exactly as the loop would, and return True; return False,
-        taking nothing, if a record lacks its newline."""
-        datas = [r.data for r in page]
-        if not all(map(bytes.endswith, datas, repeat(b"\n"))):
-            return False
-        n = bisect_right(list(accumulate(map(len, datas))), self.cap - len(self._buf))
-        if not self._count:
-            n = max(n, 1)  # a record larger than the cap gets a file of its own
-        n = min(n, self.max_records - self._count)
-        if n == 0:
-            self._full = True
-            return True
-        if not self._count:
-            self._first, self._first_arrival = page[0].seq, page[0].arrived_at
-        self._buf += b"".join(datas[:n])
-        self._count += n
-        self._last = self._cursor = page[n - 1].seq
-        if n < len(page) or self._count >= self.max_records or len(self._buf) >= self.cap:
-            self._full = True
+    def _take_blocks(self, blocks: list[Block]) -> bool:
+        """`_fill`'s common case without a Python object per record: append the records of
+        `blocks` that fit, in order, exactly as the loop would, and return True; return
+        False, taking nothing, if a record lacks its newline."""
+        for block in blocks:
+            data, start = block.data, 0
+            for end in block.ends:  # each record, empty or not, ends with a newline
+                if end == start or data[end - 1] != _NEWLINE:
+                    return False
+                start = end
+        room = self.cap - len(self._buf)
+        for block in blocks:
+            n = bisect_right(block.ends, room)
+            if not self._count:
+                n = max(n, 1)  # a record larger than the cap gets a file of its own
+            n = min(n, self.max_records - self._count)
+            if n == 0:
+                self._full = True
+                return True
+            if not self._count:
+                self._first, self._first_arrival = block.first, block.arrived_at
+            size = block.ends[n - 1]
+            self._buf += memoryview(block.data)[:size]
+            room -= size
+            self._count += n
+            self._last = self._cursor = block.first + n - 1
+            if n < len(block.ends) or self._count >= self.max_records or len(self._buf) >= self.cap:
+                self._full = True
+                return True
         return True
 
     def _due(self) -> bool:

@@ -102,6 +102,30 @@ class StreamRecord(NamedTuple):
     arrived_at: float  # unix time when the record was put
 
 
+class Block(NamedTuple):
+    """Consecutive records of one row, as stored: their bytes end to end (`data`), where
+    each ends in it (`ends`), their partition keys. `read_blocks` hands these out, so a
+    reader that only concatenates records (delivery) never makes one object per record."""
+
+    first: int  # the sequence number of the first record
+    keys: list[str]
+    data: bytes
+    ends: list[int]
+    arrived_at: float
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.ends) - 1
+
+    def records(self) -> list[StreamRecord]:
+        ends, data, keys, first, at = self.ends, self.data, self.keys, self.first, self.arrived_at
+        return [StreamRecord(first + i, keys[i], data[ends[i - 1] if i else 0 : end], at) for i, end in enumerate(ends)]
+
+    def head(self, n: int) -> Block:
+        """The first `n` records."""
+        return self._replace(keys=self.keys[:n], data=self.data[: self.ends[n - 1]], ends=self.ends[:n])
+
+
 class PartialPutError(Exception):
     """A `put_records` call failed after some of its chunks were committed.
 
@@ -228,20 +252,32 @@ class StreamLog:
         """Records with `seq > after`, in sequence order, at most `limit` of them, and (if
         `max_bytes` is given) no more data bytes than that, except that the first record
         is always returned, however large."""
+        return [rec for block in self.read_blocks(after, limit, max_bytes) for rec in block.records()]
+
+    def read_blocks(self, after: int, limit: int = 5000, max_bytes: int | None = None) -> list[Block]:
+        """`read`'s records (the same ones, in order), as blocks of consecutive records."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         cur = self._con.execute(READ_ROWS, (after, limit))
-        out: list[StreamRecord] = []
-        total = 0
+        out: list[Block] = []
+        held = total = 0
         try:
             for row in cur:
-                for rec in expand(row, after):
-                    total += len(rec.data)
-                    if out and max_bytes is not None and total > max_bytes:
-                        return out
-                    out.append(rec)
-                    if len(out) >= limit:
-                        return out
+                block = block_of(row, after)
+                if block is None:
+                    continue
+                n = len(block.ends)
+                take = min(n, limit - held)
+                if max_bytes is not None:
+                    take = bisect_right(block.ends, max_bytes - total, 0, take)
+                    if not out and take == 0:
+                        take = 1  # the first record, however large
+                if take:
+                    out.append(block if take == n else block.head(take))
+                    held += take
+                    total += block.ends[take - 1]
+                if take < n or held >= limit:
+                    break
             return out
         finally:
             cur.close()
@@ -398,9 +434,18 @@ _COUNT_AFTER = "SELECT coalesce(sum(min(n, seq - ?)), 0) FROM records WHERE seq 
 
 def expand(row: tuple[Any, ...], after: int = 0) -> list[StreamRecord]:
     """The records of a `READ_ROWS` row whose sequence numbers are above `after`."""
+    block = block_of(row, after)
+    return [] if block is None else block.records()
+
+
+def block_of(row: tuple[Any, ...], after: int = 0) -> Block | None:
+    """The records of a `READ_ROWS` row whose sequence numbers are above `after`, as a
+    block (None: none of them)."""
     seq, n, key, keys, sizes, data, arrived = row
+    if seq <= after:
+        return None
     if n == 1:
-        return [StreamRecord(seq, key, data, arrived)] if seq > after else []
+        return Block(seq, [key], data, [len(data)], arrived)
     lengths = array("I")
     lengths.frombytes(sizes)
     if sys.byteorder != "little":
@@ -409,7 +454,10 @@ def expand(row: tuple[Any, ...], after: int = 0) -> list[StreamRecord]:
     ends = list(accumulate(lengths))
     first = seq - n + 1
     skip = max(0, after - first + 1)
-    return [StreamRecord(first + i, names[i], data[ends[i] - lengths[i] : ends[i]], arrived) for i in range(skip, n)]
+    if skip:
+        base = ends[skip - 1]
+        return Block(first + skip, names[skip:], data[base:], [end - base for end in ends[skip:]], arrived)
+    return Block(first, names, data, ends, arrived)
 
 
 def _upgrade_from_1(con: sqlite3.Connection) -> None:

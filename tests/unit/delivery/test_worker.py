@@ -342,7 +342,7 @@ def test_run_delivers_while_running_and_flushes_on_stop(tmp_path, landing):
 def test_run_survives_stream_errors(stream, landing, monkeypatch, caplog):
     d = Delivery(stream, landing, buffer_interval=0)
     calls = {"n": 0}
-    real_read = stream.read
+    real_read = stream.read_blocks  # what delivery reads with
 
     def flaky_read(*a, **k):
         calls["n"] += 1
@@ -350,7 +350,7 @@ def test_run_survives_stream_errors(stream, landing, monkeypatch, caplog):
             raise RuntimeError("database is locked")
         return real_read(*a, **k)
 
-    monkeypatch.setattr(stream, "read", flaky_read)
+    monkeypatch.setattr(stream, "read_blocks", flaky_read)
     stream.put_records([rec(1)])
     stop = threading.Event()
     worker = threading.Thread(target=d.run, args=(stop,), kwargs={"idle_sleep": 0.01})

@@ -167,3 +167,31 @@ def test_bad_partition_keys_are_named_by_their_index(tmp_path):
             log.put_records([b"a", fits], ["k", "ééa"])
         assert log.put_records([bytearray(b"x"), memoryview(b"y")]) == [2, 3]
         assert [r.data for r in log.read(1)] == [b"x", b"y"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=60),
+    batch=st.integers(1, 25),
+    after=st.integers(0, 70),
+    limit=st.integers(1, 30),
+    max_bytes=st.none() | st.integers(0, 400),
+)
+def test_a_read_cuts_pages_by_after_limit_and_bytes_like_a_list_of_records(
+    tmp_path_factory, sizes, batch, after, limit, max_bytes
+):
+    path = tmp_path_factory.mktemp("cuts") / "s.db"
+    with StreamLog(path) as log:
+        data = [bytes([65 + i % 26]) * size for i, size in enumerate(sizes)]
+        for i in range(0, len(data), batch):
+            log.put_records(data[i : i + batch])
+        want, total = [], 0
+        for seq, blob in enumerate(data[after:], start=after + 1):
+            total += len(blob)
+            if len(want) == limit or (want and max_bytes is not None and total > max_bytes):
+                break
+            want.append((seq, blob))
+        blocks = log.read_blocks(after, limit=limit, max_bytes=max_bytes)
+        assert [(r.seq, r.data) for b in blocks for r in b.records()] == want
+        assert [(r.seq, r.data) for r in log.read(after, limit=limit, max_bytes=max_bytes)] == want
+        assert all(b.last == b.first + len(b.ends) - 1 and b.ends[-1] == len(b.data) for b in blocks)
