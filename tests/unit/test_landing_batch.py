@@ -180,3 +180,19 @@ def test_a_producer_batch_puts_the_good_records_and_dead_letters_each_bad_one(tm
 
 def test_the_landing_fields_are_the_models_in_its_order():
     assert tuple(LandingRecord.model_fields) == LANDING_FIELDS
+
+
+def test_a_source_or_pair_shared_by_many_records_gets_each_records_verdict():
+    """The source and pair are checked once per distinct combination in a batch: a
+    combination the fast check refuses sends every record holding it to the model."""
+    combinations = [("coinbase", "BTC"), ('quote " é', "BTC"), ("coinbase", "btc"), ("coinbase", "ETH")]
+    batch = [
+        {**GOOD, "event_id": f"e{i}", "source": combinations[i % 4][0], "crypto": combinations[i % 4][1]}
+        for i in range(30)
+    ]
+    encoded = encode_landing(batch)
+    lines, rejected = per_record(batch)
+    assert encoded.lines == lines
+    assert [(r.index, r.reason) for r in encoded.rejected] == rejected
+    assert {i for i, _ in rejected} == {i for i in range(30) if i % 4 == 2}  # the lower-case pair
+    assert len(lines) == 30 - len(rejected) and b'quote \\" \\u00e9' in lines[1]
