@@ -45,6 +45,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
+from operator import add
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -216,30 +217,30 @@ class StreamLog:
         """
         if isinstance(data, (bytes, bytearray, str)):
             raise TypeError("put_records takes a list of records, not a single record")
-        rows = _validated(data, partition_keys)
+        names, blobs, key_bytes = _validated(data, partition_keys)
         seqs: list[int] = []
-        for chunk in _chunks(rows):
+        for start, end in _chunks(names, blobs, key_bytes):
             try:
-                seqs.extend(self._put_chunk(chunk))
+                seqs.extend(self._put_chunk(names[start:end], blobs[start:end]))
             except Exception as exc:
                 if not seqs:
                     raise
-                raise PartialPutError(seqs, len(rows), exc) from exc
+                raise PartialPutError(seqs, len(blobs), exc) from exc
         return seqs
 
-    def _put_chunk(self, rows: list[tuple[str, bytes]]) -> list[int]:
-        n = len(rows)
-        key = rows[0][0]
+    def _put_chunk(self, names: list[str], blobs: list[bytes]) -> list[int]:
+        """One transaction, one page: a chunk's records and their partition keys."""
+        n = len(blobs)
+        key = names[0]
         keys = sizes = None
         if n > 1:
-            names = [k for k, _ in rows]
             keys = None if names.count(key) == n else json.dumps(names)
-            lengths = array("I", [len(blob) for _, blob in rows])
+            lengths = array("I", map(len, blobs))
             if sys.byteorder != "little":
                 lengths.byteswap()
             sizes = lengths.tobytes()
             key = key if keys is None else ""
-        data = rows[0][1] if n == 1 else b"".join(blob for _, blob in rows)
+        data = blobs[0] if n == 1 else b"".join(blobs)
         with self._tx() as con:
             now = self._clock()  # under the write lock: arrival never decreases along seq
             # The write lock is held: the numbers after the last one ever given are free.
@@ -499,18 +500,22 @@ def _encode_state(state: dict[str, Any] | None) -> str | None:
     return json.dumps(state, separators=(",", ":"), allow_nan=False)
 
 
-def _validated(data: Sequence[bytes], partition_keys: Sequence[str] | None) -> list[tuple[str, bytes]]:
-    """(partition key, bytes) per record; raises before anything is written."""
+def _validated(
+    data: Sequence[bytes], partition_keys: Sequence[str] | None
+) -> tuple[list[str], list[bytes], dict[str, int]]:
+    """The records' partition keys and bytes, as lists, and the UTF-8 length of each distinct
+    key; raises before anything is written."""
     if partition_keys is None:
-        keys: Sequence[str] = [""] * len(data)
+        keys: list[str] = [""] * len(data)
     else:
         if isinstance(partition_keys, str):
             raise TypeError("partition_keys is a list with one key per record, not a single string")
-        keys = partition_keys
+        keys = list(partition_keys)
         if len(keys) != len(data):
             raise ValueError(f"{len(data)} records but {len(keys)} partition keys")
-    if not all(type(blob) is bytes for blob in data):  # the rare case: convert, record by record
-        data = [_blob(i, blob) for i, blob in enumerate(data)]
+    blobs = list(data)
+    if not all(type(blob) is bytes for blob in blobs):  # the rare case: convert, record by record
+        blobs = [_blob(i, blob) for i, blob in enumerate(blobs)]
     if not all(type(key) is str for key in keys):  # before hashing them: a list is no key
         for i, key in enumerate(keys):
             if not isinstance(key, str):
@@ -523,16 +528,15 @@ def _validated(data: Sequence[bytes], partition_keys: Sequence[str] | None) -> l
                 f"partition key {keys.index(key)} has {len(key)} characters; the limit is {MAX_PARTITION_KEY_CHARS}"
             )
         key_bytes[key] = len(key.encode())
-    rows = list(zip(keys, data, strict=True))
-    if max(map(len, data), default=0) + max(key_bytes.values(), default=0) > MAX_RECORD_BYTES:
-        for i, (key, blob) in enumerate(rows):
+    if max(map(len, blobs), default=0) + max(key_bytes.values(), default=0) > MAX_RECORD_BYTES:
+        for i, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
             size = len(blob) + key_bytes[key]
             if size > MAX_RECORD_BYTES:
                 raise ValueError(
                     f"record {i} is {size} bytes (data + partition key), over the 1 MiB "
                     f"({MAX_RECORD_BYTES} bytes) limit of one stream record; nothing was written"
                 )
-    return rows
+    return keys, blobs, key_bytes
 
 
 def _blob(i: int, blob: object) -> bytes:
@@ -541,13 +545,15 @@ def _blob(i: int, blob: object) -> bytes:
     return bytes(blob)
 
 
-def _chunks(rows: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
-    """At most `MAX_BATCH_RECORDS` records and `MAX_BATCH_BYTES` bytes each (a record over
-    the bytes alone makes a chunk of its own), in order."""
+def _chunks(keys: list[str], blobs: list[bytes], key_bytes: dict[str, int]) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive chunks of at most `MAX_BATCH_RECORDS` records and
+    `MAX_BATCH_BYTES` bytes (data + key) each (a record over the bytes alone makes a chunk
+    of its own), in order."""
     start = 0
-    while start < len(rows):
-        chunk = rows[start : start + MAX_BATCH_RECORDS]
-        ends = list(accumulate(len(blob) + len(key.encode()) for key, blob in chunk))
-        n = max(1, bisect_right(ends, MAX_BATCH_BYTES))
-        yield chunk[:n]
-        start += n
+    while start < len(blobs):
+        end = min(len(blobs), start + MAX_BATCH_RECORDS)
+        sizes = list(map(add, map(len, blobs[start:end]), map(key_bytes.__getitem__, keys[start:end])))
+        if sum(sizes) > MAX_BATCH_BYTES:
+            end = start + max(1, bisect_right(list(accumulate(sizes)), MAX_BATCH_BYTES))
+        yield start, end
+        start = end

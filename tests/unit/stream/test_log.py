@@ -106,10 +106,20 @@ def test_bad_arguments_are_clear_errors(stream):
 def test_a_large_call_is_written_in_kinesis_sized_chunks_with_contiguous_seqs(stream, monkeypatch):
     chunks: list[int] = []
     real = stream._put_chunk
-    monkeypatch.setattr(stream, "_put_chunk", lambda rows: chunks.append(len(rows)) or real(rows))
+    monkeypatch.setattr(stream, "_put_chunk", lambda names, blobs: chunks.append(len(blobs)) or real(names, blobs))
     data = [f"{i:05d}".encode() * 40 for i in range(1201)]  # 200 bytes each
     assert stream.put_records(data) == list(range(1, 1202))
     assert chunks == [500, 500, 201]
+    assert [r.data for r in _all(stream)] == data
+
+
+def test_a_call_is_cut_at_five_mib_of_data_and_keys(stream, monkeypatch):
+    chunks: list[int] = []
+    real = stream._put_chunk
+    monkeypatch.setattr(stream, "_put_chunk", lambda names, blobs: chunks.append(len(blobs)) or real(names, blobs))
+    data = [bytes([65 + i]) * 1_000_000 for i in range(12)]  # with its key, 5 fit in 5 MiB, not 6
+    assert stream.put_records(data, ["k"] * 12) == list(range(1, 13))
+    assert chunks == [5, 5, 2]
     assert [r.data for r in _all(stream)] == data
 
 
@@ -117,11 +127,11 @@ def test_a_failing_later_chunk_reports_what_is_durable(stream, monkeypatch):
     calls = {"n": 0}
     real = stream._put_chunk
 
-    def flaky(rows):
+    def flaky(names, blobs):
         calls["n"] += 1
         if calls["n"] >= 2:
             raise sqlite3.OperationalError("database or disk is full")
-        return real(rows)
+        return real(names, blobs)
 
     monkeypatch.setattr(stream, "_put_chunk", flaky)
     with pytest.raises(PartialPutError, match="wrote 500 of 700 records") as info:
