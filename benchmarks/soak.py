@@ -2,7 +2,7 @@
 with the API under steady load, for a long time; does anything drift?
 
     .venv/bin/python benchmarks/soak.py                      # 30 minutes at 1,000 ticks/s
-    .venv/bin/python benchmarks/soak.py --minutes 135                    # the hourly memory cycle
+    .venv/bin/python benchmarks/soak.py --minutes 195                    # the hourly memory cycle
     .venv/bin/python benchmarks/soak.py --minutes 3 --rate 500
 
 Starts the simulator's WebSocket feed at `--rate` ticks a second (spread over the pairs),
@@ -14,7 +14,7 @@ disk, records in the stream and rows in the lake, API requests and errors.
 Figures: memory slope after warm-up (a least-squares fit over the second half, MiB/min;
 target < 0.1); in long runs, memory at the same phase of consecutive hours
 (`same_phase_slope`: the ETL holds the open hour's ids until the hour is compacted, so
-memory follows the hour; `--minutes 135` finds pairs from any start); error count
+memory follows the hour; `--minutes 195` finds pairs from any start); error count
 (target 0), disk (bounded by retention: the slope of the landing zone's size over the
 last third), ticks/s reaching the lake (target >= 1,000/s).
 Writes benchmarks/results/soak.json and the curves as benchmarks/results/soak.png
@@ -77,15 +77,16 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
 
 
 def same_phase_slope(samples: list[dict], sample_s: float, close_after_s: float = 900) -> dict:
-    """Memory at the same phase of consecutive hours (MiB/min; long runs: 75 minutes past the first whole hour).
+    """Memory at the same phase of consecutive hours (MiB/min; long runs: 135 minutes past the first whole hour).
 
     The ETL keeps the open hour's event ids in memory (`etl.ids`) and frees them when the
     hour is compacted, `close_after_s` past its end: memory rises through each hour and
     falls back, so a fit over part of an hour measures the cycle, not a leak. Compared
-    here: a sample `a` and the sample one hour later `b`, where at both times the hour
-    before is freed and the current one is as old (so `a` is at least `close_after_s`
-    into the first hour the run saw whole). Returns the pairs, the median RSS change per
-    minute between them, and the peaks of the whole hours."""
+    here: a sample `a` and the sample one hour later `b`, where at both times the current
+    hour is as old and the hour before, whole in the run, has been compacted and freed (so
+    `a` is at least `close_after_s` into the second hour the run saw whole: after a partial
+    first hour, `a` would follow a smaller compaction than `b`). Returns the pairs and the
+    median RSS change per minute between them."""
     if not samples or "wall" not in samples[0]:
         return {"pairs": 0}
     start = samples[0]["wall"] - samples[0]["t"]
@@ -93,7 +94,7 @@ def same_phase_slope(samples: list[dict], sample_s: float, close_after_s: float 
     by_wall = sorted(samples, key=lambda s: s["wall"])
     changes = []
     for a in by_wall:
-        if a["wall"] < first_whole_hour + close_after_s + sample_s:
+        if a["wall"] < first_whole_hour + 3600 + close_after_s + sample_s:
             continue
         b = min(by_wall, key=lambda s: abs(s["wall"] - a["wall"] - 3600))
         if abs(b["wall"] - a["wall"] - 3600) <= sample_s / 2:
