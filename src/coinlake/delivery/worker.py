@@ -65,7 +65,8 @@ ERROR_LOG_EVERY = 60.0
 #: Upper bound of the pause `run` makes between retries of a failing poll.
 MAX_RETRY_DELAY = 30.0
 
-_NEWLINE = ord("\n")
+_NEWLINE = b"\n"
+_BEFORE = (-1).__add__  # an end -> the index of the byte before it
 _PREFIX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 
 
@@ -236,12 +237,12 @@ class Delivery:
         """`_fill`'s common case without a Python object per record: append the records of
         `blocks` that fit, in order, exactly as the loop would, and return True; return
         False, taking nothing, if a record lacks its newline."""
-        for block in blocks:
-            data, start = block.data, 0
-            for end in block.ends:  # each record, empty or not, ends with a newline
-                if end == start or data[end - 1] != _NEWLINE:
-                    return False
-                start = end
+        for block in blocks:  # no record is empty (its end is new) and each ends with a newline
+            ends = block.ends
+            if ends[0] == 0 or len(set(ends)) != len(ends):
+                return False
+            if bytes(map(block.data.__getitem__, map(_BEFORE, ends))) != _NEWLINE * len(ends):
+                return False
         room = self.cap - len(self._buf)
         for block in blocks:
             n = bisect_right(block.ends, room)

@@ -235,10 +235,7 @@ class StreamLog:
         keys = sizes = None
         if n > 1:
             keys = None if names.count(key) == n else json.dumps(names)
-            lengths = array("I", map(len, blobs))
-            if sys.byteorder != "little":
-                lengths.byteswap()
-            sizes = lengths.tobytes()
+            sizes = _pack_sizes(array("I", map(len, blobs)))
             key = key if keys is None else ""
         data = blobs[0] if n == 1 else b"".join(blobs)
         with self._tx() as con:
@@ -447,10 +444,7 @@ def block_of(row: tuple[Any, ...], after: int = 0) -> Block | None:
         return None
     if n == 1:
         return Block(seq, [key], data, [len(data)], arrived)
-    lengths = array("I")
-    lengths.frombytes(sizes)
-    if sys.byteorder != "little":
-        lengths.byteswap()
+    lengths = _unpack_sizes(sizes)
     names = json.loads(keys) if keys is not None else [key] * n
     ends = list(accumulate(lengths))
     first = seq - n + 1
@@ -459,6 +453,22 @@ def block_of(row: tuple[Any, ...], after: int = 0) -> Block | None:
         base = ends[skip - 1]
         return Block(first + skip, names[skip:], data[base:], [end - base for end in ends[skip:]], arrived)
     return Block(first, names, data, ends, arrived)
+
+
+def _pack_sizes(lengths: array) -> bytes:
+    """A page's record lengths as stored: little-endian uint32."""
+    if sys.byteorder != "little":
+        lengths.byteswap()
+    return lengths.tobytes()
+
+
+def _unpack_sizes(raw: bytes) -> array:
+    """`_pack_sizes` undone."""
+    lengths = array("I")
+    lengths.frombytes(raw)
+    if sys.byteorder != "little":
+        lengths.byteswap()
+    return lengths
 
 
 def _upgrade_from_1(con: sqlite3.Connection) -> None:
